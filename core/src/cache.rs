@@ -1,0 +1,754 @@
+//! The token cache state machine.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::config::{validate_secrets, Config};
+use crate::error::{ConfigError, ErrorKind, SnapshotError, TokenError};
+use crate::event::{Event, EventKind, RefreshReason};
+use crate::request::{build_token_request, form_urlencode, FetchId, TokenRequest};
+use crate::response::{parse_token_response, sanitize, LifetimeSource, ParsedToken};
+use crate::secret::{AccessToken, ClientSecret, REDACTED};
+
+/// A fetch never reported on is abandoned this long after its request timeout.
+const FETCH_GRACE_MS: u64 = 1_000;
+
+/// A token the engine hands out, with the instants that govern it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The bearer token. Redacted in `Debug`.
+    pub access_token: AccessToken,
+    /// Always `"Bearer"`.
+    pub token_type: String,
+    /// Granted scopes (the requested ones if the server did not say).
+    pub scope: Vec<String>,
+    /// When the response arrived (ms since the Unix epoch).
+    pub received_at: u64,
+    /// When the token expires.
+    pub expires_at: u64,
+    /// The token is never served at or after this instant: `expires_at - margin`.
+    pub usable_until: u64,
+    /// From this instant a poll also asks for a background refresh.
+    pub refresh_at: u64,
+    /// Where the lifetime came from.
+    pub lifetime_source: LifetimeSource,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .field("received_at", &self.received_at)
+            .field("expires_at", &self.expires_at)
+            .field("usable_until", &self.usable_until)
+            .field("refresh_at", &self.refresh_at)
+            .field("lifetime_source", &self.lifetime_source)
+            .finish()
+    }
+}
+
+/// Serializes with the access token in clear: hosts serialize a token to hand it
+/// to their own language. Never log the result.
+impl Serialize for Token {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            access_token: &'a str,
+            token_type: &'a str,
+            scope: &'a [String],
+            received_at: u64,
+            expires_at: u64,
+            usable_until: u64,
+            refresh_at: u64,
+            lifetime_source: LifetimeSource,
+        }
+        Wire {
+            access_token: self.access_token.expose(),
+            token_type: &self.token_type,
+            scope: &self.scope,
+            received_at: self.received_at,
+            expires_at: self.expires_at,
+            usable_until: self.usable_until,
+            refresh_at: self.refresh_at,
+            lifetime_source: self.lifetime_source,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What the host should do now. See [`TokenCache`] for the driving loop.
+#[must_use = "a poll result says what the host must do"]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Poll {
+    /// Use this token.
+    Ready {
+        /// The token.
+        token: Token,
+    },
+    /// Use this token, and send this refresh in the background.
+    ReadyAndSend {
+        /// The token.
+        token: Token,
+        /// The refresh to send.
+        request: TokenRequest,
+    },
+    /// No usable token: send this request, report its outcome, then poll again.
+    Send {
+        /// The request to send.
+        request: TokenRequest,
+    },
+    /// A request is already in flight: wait for its outcome, then poll again.
+    Wait {
+        /// The request in flight.
+        fetch_id: FetchId,
+    },
+    /// No usable token and nothing may be sent before `error.retry_at`.
+    Fail {
+        /// The last failure, with its retry time.
+        error: TokenError,
+    },
+}
+
+/// What `invalidate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidateOutcome {
+    /// The token was dropped; the next poll fetches a new one.
+    Invalidated,
+    /// The token is not the current one (already replaced): nothing to do.
+    NotCurrent,
+    /// An invalidation was honoured too recently; the token stays.
+    RateLimited,
+}
+
+/// How a token request failed without a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportErrorKind {
+    /// The request did not complete within its timeout.
+    Timeout,
+    /// The connection could not be made (refused, DNS, TLS).
+    Connect,
+    /// The connection broke while sending or reading.
+    Io,
+    /// Anything else.
+    Other,
+}
+
+/// The engine's state, for observability. Whether a token is cached is orthogonal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheState {
+    /// Nothing in flight, nothing pending.
+    Idle,
+    /// A token request is in flight.
+    Fetching,
+    /// A transient failure: waiting for the retry time.
+    BackingOff,
+    /// A configuration-class failure: held for a long time or until secrets change.
+    Held,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    id: FetchId,
+    reason: RefreshReason,
+    secret_index: usize,
+    generation: u64,
+    deadline: u64,
+}
+
+/// The closed set of states (see [`CacheState`]).
+#[derive(Debug, Clone)]
+enum Phase {
+    Idle,
+    Fetching(InFlight),
+    BackingOff { retry_at: u64, error: TokenError },
+    Held { until: u64, error: TokenError },
+}
+
+/// The deadlines the engine keeps; [`TokenCache::next_wakeup`] is the earliest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    RefreshAhead,
+    TokenUnusable,
+    Retry,
+    FetchDeadline,
+}
+
+/// A persisted token (see [`TokenCache::export_snapshot`]).
+#[derive(Serialize, Deserialize)]
+struct SnapshotWire {
+    version: u64,
+    fingerprint: String,
+    access_token: String,
+    token_type: String,
+    scope: Vec<String>,
+    received_at: u64,
+    expires_at: u64,
+}
+
+const SNAPSHOT_VERSION: u64 = 1;
+
+/// Deterministic jitter from host-given entropy (SplitMix64).
+#[derive(Debug, Clone)]
+struct Jitter(u64);
+
+impl Jitter {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The sans-IO token cache for one client.
+///
+/// The host owns the clock, the HTTP client, timers and threads; the cache
+/// decides. Drive it like this:
+///
+/// 1. [`poll`](Self::poll) with the current time whenever a caller wants a token
+///    (and when [`next_wakeup`](Self::next_wakeup) is reached). Act on the
+///    [`Poll`]: use the token, send the request, wait for the fetch in flight,
+///    or fail with the error.
+/// 2. When a request ends, report it with [`handle_response`](Self::handle_response)
+///    or [`handle_transport_error`](Self::handle_transport_error) against its
+///    [`FetchId`], then wake waiting callers so they poll again.
+/// 3. Drain [`poll_event`](Self::poll_event) for logs and metrics.
+/// 4. Call [`invalidate`](Self::invalidate) when an API answers 401 for a token,
+///    and [`replace_secrets`](Self::replace_secrets) when the secrets change.
+///
+/// A host may skip `poll` and serve the token it last received until
+/// `next_wakeup()`: nothing changes before then unless the host itself calls
+/// `invalidate`, `replace_secrets` or `import_snapshot`.
+#[derive(Debug)]
+pub struct TokenCache {
+    config: Config,
+    token: Option<Token>,
+    phase: Phase,
+    /// The secret to use next: the one that last worked.
+    secret_index: usize,
+    /// Secrets refused with `invalid_client` in the current fallback round.
+    fallback_failures: usize,
+    /// Bumped by `replace_secrets`, so a refusal of an old secret is not held against new ones.
+    secrets_generation: u64,
+    /// Consecutive transient failures.
+    failures: u32,
+    next_fetch_id: u64,
+    last_now: Option<u64>,
+    last_invalidation: Option<u64>,
+    pending_reason: Option<RefreshReason>,
+    events: VecDeque<Event>,
+    jitter: Jitter,
+}
+
+impl TokenCache {
+    /// A cache for `config`. `entropy` seeds the jitter (pass random bits from the
+    /// host, or a constant in tests); the engine draws no randomness of its own.
+    pub fn new(config: Config, entropy: u64) -> Self {
+        Self {
+            config,
+            token: None,
+            phase: Phase::Idle,
+            secret_index: 0,
+            fallback_failures: 0,
+            secrets_generation: 0,
+            failures: 0,
+            next_fetch_id: 1,
+            last_now: None,
+            last_invalidation: None,
+            pending_reason: None,
+            events: VecDeque::new(),
+            jitter: Jitter(entropy),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state, for observability.
+    pub fn state(&self) -> CacheState {
+        match self.phase {
+            Phase::Idle => CacheState::Idle,
+            Phase::Fetching(_) => CacheState::Fetching,
+            Phase::BackingOff { .. } => CacheState::BackingOff,
+            Phase::Held { .. } => CacheState::Held,
+        }
+    }
+
+    /// The cached token, usable or not.
+    pub fn current_token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    /// The fetch in flight, if any.
+    pub fn in_flight(&self) -> Option<FetchId> {
+        match &self.phase {
+            Phase::Fetching(flight) => Some(flight.id),
+            _ => None,
+        }
+    }
+
+    /// What the host should do now. See the type's documentation.
+    pub fn poll(&mut self, now: u64) -> Poll {
+        self.observe_clock(now);
+        self.abandon_overdue_fetch(now);
+        let usable = self.usable_token(now);
+        match &self.phase {
+            Phase::Fetching(flight) => {
+                return match usable {
+                    Some(token) => Poll::Ready { token },
+                    None => Poll::Wait { fetch_id: flight.id },
+                };
+            }
+            Phase::BackingOff { retry_at, error } | Phase::Held { until: retry_at, error } => {
+                if now < *retry_at {
+                    return match usable {
+                        Some(token) => Poll::Ready { token },
+                        None => Poll::Fail { error: error.clone() },
+                    };
+                }
+                if matches!(self.phase, Phase::Held { .. }) {
+                    self.fallback_failures = 0;
+                }
+                self.phase = Phase::Idle;
+            }
+            Phase::Idle => {}
+        }
+        match usable {
+            Some(token) if now >= token.refresh_at => {
+                let request = self.start_fetch(now, RefreshReason::Ahead);
+                Poll::ReadyAndSend { token, request }
+            }
+            Some(token) => Poll::Ready { token },
+            None => {
+                let reason = self.pending_reason.take().unwrap_or(RefreshReason::Initial);
+                Poll::Send { request: self.start_fetch(now, reason) }
+            }
+        }
+    }
+
+    /// Reports the HTTP response to fetch `fetch_id`, received at `now`.
+    ///
+    /// `Ok` is the new token. `Err` is the classified failure; callers should
+    /// still poll again, which may serve a still-valid token, try the next secret
+    /// at once, or fail fast until `retry_at`.
+    pub fn handle_response(
+        &mut self,
+        fetch_id: FetchId,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Result<Token, TokenError> {
+        self.observe_clock(now);
+        let flight = self.take_flight(fetch_id)?;
+        match parse_token_response(status, headers, body, now, &self.config.policy) {
+            Ok(parsed) => Ok(self.install(&flight, parsed, now)),
+            Err(error) => Err(self.fail(&flight, error, now)),
+        }
+    }
+
+    /// Reports that fetch `fetch_id` failed without a response. `message` (for
+    /// example the host's exception text) is sanitized and scrubbed of secrets.
+    pub fn handle_transport_error(
+        &mut self,
+        fetch_id: FetchId,
+        kind: TransportErrorKind,
+        message: &str,
+        now: u64,
+    ) -> TokenError {
+        self.observe_clock(now);
+        let flight = match self.take_flight(fetch_id) {
+            Ok(flight) => flight,
+            Err(error) => return error,
+        };
+        let error_kind = if kind == TransportErrorKind::Timeout { ErrorKind::Timeout } else { ErrorKind::Transport };
+        let message = sanitize(message, 300);
+        let description = if message.is_empty() { format!("{kind:?}").to_lowercase() } else { message };
+        self.fail(&flight, TokenError::new(error_kind, description), now)
+    }
+
+    /// When the host should poll again even if no caller asks: the earliest of
+    /// the refresh-ahead point, the token's usable limit, the retry time and the
+    /// deadline of the fetch in flight. `None`: nothing is scheduled.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        self.timers().into_iter().filter_map(|(_, at)| at).min()
+    }
+
+    /// The host's API answered 401 for `access_token`. Drops it if it is still
+    /// the current token, at most once per `invalidate_min_interval_ms`.
+    pub fn invalidate(&mut self, access_token: &str, now: u64) -> InvalidateOutcome {
+        self.observe_clock(now);
+        let is_current = self.token.as_ref().is_some_and(|t| t.access_token.expose() == access_token);
+        if !is_current {
+            return InvalidateOutcome::NotCurrent;
+        }
+        if let Some(last) = self.last_invalidation {
+            let until = last.saturating_add(self.config.policy.invalidate_min_interval_ms);
+            if now < until {
+                self.emit(now, EventKind::InvalidateRateLimited { until });
+                return InvalidateOutcome::RateLimited;
+            }
+        }
+        let expires_at = self.token.take().map_or(0, |t| t.expires_at);
+        self.pending_reason = Some(RefreshReason::Invalidated);
+        self.last_invalidation = Some(now);
+        self.emit(now, EventKind::TokenInvalidated { expires_at });
+        InvalidateOutcome::Invalidated
+    }
+
+    /// Replaces the secrets (current first), for example after a mounted secret
+    /// file changed. Returns whether anything changed. A change lifts a
+    /// configuration-error hold and restarts the fallback from the first secret.
+    pub fn replace_secrets(&mut self, secrets: Vec<ClientSecret>, now: u64) -> Result<bool, ConfigError> {
+        self.observe_clock(now);
+        validate_secrets(&secrets)?;
+        if secrets == self.config.secrets {
+            return Ok(false);
+        }
+        self.config.secrets = secrets;
+        self.secrets_generation += 1;
+        self.secret_index = 0;
+        self.fallback_failures = 0;
+        let hold_lifted = matches!(self.phase, Phase::Held { .. });
+        if hold_lifted {
+            self.phase = Phase::Idle;
+        }
+        self.emit(now, EventKind::SecretsReplaced { count: self.config.secrets.len(), hold_lifted });
+        Ok(true)
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The cached token as JSON for persistence (no client secret in it), if a
+    /// token usable at `now` is cached. The JSON holds the access token: store
+    /// it like one (the Python binding writes it with mode 0600).
+    pub fn export_snapshot(&self, now: u64) -> Option<String> {
+        let token = self.token.as_ref().filter(|t| now < t.usable_until)?;
+        let wire = SnapshotWire {
+            version: SNAPSHOT_VERSION,
+            fingerprint: self.config.fingerprint(),
+            access_token: token.access_token.expose().to_owned(),
+            token_type: token.token_type.clone(),
+            scope: token.scope.clone(),
+            received_at: token.received_at,
+            expires_at: token.expires_at,
+        };
+        serde_json::to_string(&wire).ok()
+    }
+
+    /// Loads a persisted token. Refused with a reason when corrupt, from another
+    /// version, for another configuration (fingerprint), or no longer usable at
+    /// `now`. A loaded token replaces the cached one only if it lives longer.
+    pub fn import_snapshot(&mut self, json: &str, now: u64) -> Result<(), SnapshotError> {
+        self.observe_clock(now);
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|_| SnapshotError::Corrupt { detail: "not JSON".to_owned() })?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        match version {
+            Some(SNAPSHOT_VERSION) => {}
+            Some(other) => return Err(SnapshotError::UnsupportedVersion { version: other }),
+            None => return Err(SnapshotError::Corrupt { detail: "no version".to_owned() }),
+        }
+        let wire: SnapshotWire = serde_json::from_value(value)
+            .map_err(|_| SnapshotError::Corrupt { detail: "missing or mistyped fields".to_owned() })?;
+        if wire.fingerprint != self.config.fingerprint() {
+            return Err(SnapshotError::FingerprintMismatch);
+        }
+        if wire.access_token.is_empty()
+            || wire.expires_at <= wire.received_at
+            || !wire.token_type.eq_ignore_ascii_case("bearer")
+        {
+            return Err(SnapshotError::Corrupt { detail: "inconsistent token fields".to_owned() });
+        }
+        let token = self.make_token(
+            AccessToken::new(wire.access_token),
+            wire.scope,
+            wire.received_at,
+            wire.expires_at - wire.received_at,
+            LifetimeSource::ExpiresIn,
+        );
+        if now >= token.usable_until || now < token.received_at {
+            return Err(SnapshotError::Expired);
+        }
+        if self.token.as_ref().is_some_and(|current| current.expires_at >= token.expires_at) {
+            return Ok(());
+        }
+        let expires_at = token.expires_at;
+        self.token = Some(token);
+        self.emit(now, EventKind::SnapshotImported { expires_at });
+        Ok(())
+    }
+
+    // ---- internals ------------------------------------------------------------
+
+    fn timers(&self) -> [(Timer, Option<u64>); 4] {
+        let token = self.token.as_ref();
+        let idle = matches!(self.phase, Phase::Idle);
+        let (retry, deadline) = match &self.phase {
+            Phase::Idle => (None, None),
+            Phase::Fetching(flight) => (None, Some(flight.deadline)),
+            Phase::BackingOff { retry_at, .. } | Phase::Held { until: retry_at, .. } => (Some(*retry_at), None),
+        };
+        [
+            (Timer::RefreshAhead, token.filter(|_| idle).map(|t| t.refresh_at)),
+            (Timer::TokenUnusable, token.map(|t| t.usable_until)),
+            (Timer::Retry, retry),
+            (Timer::FetchDeadline, deadline),
+        ]
+    }
+
+    fn usable_token(&mut self, now: u64) -> Option<Token> {
+        match &self.token {
+            Some(token) if now < token.usable_until => Some(token.clone()),
+            Some(_) => {
+                self.token = None;
+                self.pending_reason.get_or_insert(RefreshReason::Expired);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A clock that went backwards shifts every stored instant with it, so
+    /// lifetimes and delays keep their length instead of freezing or stretching.
+    fn observe_clock(&mut self, now: u64) {
+        let Some(last) = self.last_now else {
+            self.last_now = Some(now);
+            return;
+        };
+        if now >= last {
+            self.last_now = Some(now);
+            return;
+        }
+        let by = last - now;
+        let shift = |t: &mut u64| *t = t.saturating_sub(by);
+        if let Some(token) = &mut self.token {
+            shift(&mut token.received_at);
+            shift(&mut token.expires_at);
+            shift(&mut token.usable_until);
+            shift(&mut token.refresh_at);
+        }
+        match &mut self.phase {
+            Phase::Idle => {}
+            Phase::Fetching(flight) => shift(&mut flight.deadline),
+            Phase::BackingOff { retry_at, error } | Phase::Held { until: retry_at, error } => {
+                shift(retry_at);
+                if let Some(at) = &mut error.retry_at {
+                    shift(at);
+                }
+            }
+        }
+        if let Some(at) = &mut self.last_invalidation {
+            shift(at);
+        }
+        self.last_now = Some(now);
+        self.emit(now, EventKind::ClockWentBackwards { by_ms: by });
+    }
+
+    fn abandon_overdue_fetch(&mut self, now: u64) {
+        let overdue = matches!(&self.phase, Phase::Fetching(flight) if now >= flight.deadline);
+        if overdue {
+            let Phase::Fetching(flight) = std::mem::replace(&mut self.phase, Phase::Idle) else { return };
+            self.emit(now, EventKind::FetchAbandoned { fetch_id: flight.id });
+            let error = TokenError::new(ErrorKind::Timeout, "no outcome was reported before the request deadline");
+            let _ = self.fail(&flight, error, now);
+        }
+    }
+
+    fn take_flight(&mut self, fetch_id: FetchId) -> Result<InFlight, TokenError> {
+        match &self.phase {
+            Phase::Fetching(flight) if flight.id == fetch_id => {
+                let Phase::Fetching(flight) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+                    unreachable!("matched Fetching above")
+                };
+                Ok(flight)
+            }
+            _ => {
+                let mut error = TokenError::new(
+                    ErrorKind::StaleFetch,
+                    format!("fetch {fetch_id} is not in flight (already reported or abandoned)"),
+                );
+                error.retryable = false;
+                Err(error)
+            }
+        }
+    }
+
+    fn start_fetch(&mut self, now: u64, reason: RefreshReason) -> TokenRequest {
+        let id = FetchId(self.next_fetch_id);
+        self.next_fetch_id += 1;
+        let secret_index = self.secret_index.min(self.config.secrets.len() - 1);
+        let timeout_ms = self.config.policy.request_timeout_ms;
+        let request = TokenRequest { fetch_id: id, http: build_token_request(&self.config, secret_index), timeout_ms };
+        self.phase = Phase::Fetching(InFlight {
+            id,
+            reason,
+            secret_index,
+            generation: self.secrets_generation,
+            deadline: now.saturating_add(timeout_ms).saturating_add(FETCH_GRACE_MS),
+        });
+        self.emit(now, EventKind::RefreshStarted { fetch_id: id, reason, secret_index });
+        request
+    }
+
+    fn make_token(
+        &mut self,
+        access_token: AccessToken,
+        scope: Vec<String>,
+        received_at: u64,
+        lifetime_ms: u64,
+        lifetime_source: LifetimeSource,
+    ) -> Token {
+        let policy = &self.config.policy;
+        let margin = policy.refresh_margin_ms.min(lifetime_ms / 2);
+        let expires_at = received_at.saturating_add(lifetime_ms);
+        let usable_until = expires_at - margin;
+        let spread = policy.refresh_ahead_jitter * (2.0 * self.jitter.unit() - 1.0);
+        let fraction = (policy.refresh_ahead + spread).clamp(0.0, 1.0);
+        let refresh_at = received_at + ((usable_until - received_at) as f64 * fraction) as u64;
+        Token {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            scope,
+            received_at,
+            expires_at,
+            usable_until,
+            refresh_at: refresh_at.min(usable_until.saturating_sub(1)).max(received_at),
+            lifetime_source,
+        }
+    }
+
+    fn install(&mut self, flight: &InFlight, parsed: ParsedToken, now: u64) -> Token {
+        let scope = parsed.scope.clone().unwrap_or_else(|| self.config.scopes.clone());
+        let token = self.make_token(parsed.access_token, scope, now, parsed.lifetime_ms, parsed.lifetime_source);
+        self.secret_index = if flight.generation == self.secrets_generation { flight.secret_index } else { 0 };
+        self.fallback_failures = 0;
+        self.failures = 0;
+        self.pending_reason = None;
+        self.phase = Phase::Idle;
+        self.emit(
+            now,
+            EventKind::TokenAcquired {
+                fetch_id: flight.id,
+                expires_at: token.expires_at,
+                refresh_at: token.refresh_at,
+                lifetime_source: parsed.lifetime_source,
+                lifetime_clamped: parsed.lifetime_clamped,
+                scope: token.scope.clone(),
+                secret_index: flight.secret_index,
+            },
+        );
+        self.token = Some(token.clone());
+        token
+    }
+
+    /// Classifies the consequence of a failed fetch and schedules what comes next.
+    fn fail(&mut self, flight: &InFlight, mut error: TokenError, now: u64) -> TokenError {
+        error.description = error.description.map(|d| self.scrub(&d));
+        self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
+        if flight.reason != RefreshReason::Ahead && self.pending_reason.is_none() && self.token.is_none() {
+            self.pending_reason = Some(flight.reason);
+        }
+
+        if error.kind == ErrorKind::InvalidClient {
+            let count = self.config.secrets.len();
+            if flight.generation != self.secrets_generation {
+                // The refused secret is from before a replacement: try the new ones now.
+                return self.retry_now(error, now);
+            }
+            if count > 1 {
+                self.fallback_failures += 1;
+                let to_index = (flight.secret_index + 1) % count;
+                self.secret_index = to_index;
+                if self.fallback_failures < count {
+                    self.emit(
+                        now,
+                        EventKind::SecretFallback { fetch_id: flight.id, from_index: flight.secret_index, to_index },
+                    );
+                    return self.retry_now(error, now);
+                }
+                self.fallback_failures = 0;
+            }
+        }
+
+        if !error.retryable {
+            let until = now.saturating_add(self.config.policy.config_error_hold_ms);
+            error.retry_at = Some(until);
+            self.phase = Phase::Held { until, error: error.clone() };
+            self.emit(
+                now,
+                EventKind::BackoffScheduled { retry_at: until, attempt: 0, error_kind: error.kind, hold: true },
+            );
+            return error;
+        }
+
+        self.failures = self.failures.saturating_add(1);
+        let mut retry_at = now.saturating_add(self.backoff_delay(self.failures));
+        if let Some(server_says) = error.retry_at {
+            retry_at = retry_at.max(server_says);
+        }
+        error.retry_at = Some(retry_at);
+        self.phase = Phase::BackingOff { retry_at, error: error.clone() };
+        self.emit(
+            now,
+            EventKind::BackoffScheduled { retry_at, attempt: self.failures, error_kind: error.kind, hold: false },
+        );
+        error
+    }
+
+    fn retry_now(&mut self, mut error: TokenError, now: u64) -> TokenError {
+        error.retryable = true;
+        error.retry_at = Some(now);
+        self.phase = Phase::Idle;
+        error
+    }
+
+    /// Exponential backoff with full jitter: uniform in `[0, min(max, initial * 2^(n-1))]`,
+    /// raised to `backoff_min_ms`.
+    fn backoff_delay(&mut self, attempt: u32) -> u64 {
+        let p = &self.config.policy;
+        let ceiling = p.backoff_initial_ms.saturating_mul(1u64 << (attempt - 1).min(40)).min(p.backoff_max_ms);
+        let drawn = if p.backoff_jitter { (ceiling as f64 * self.jitter.unit()) as u64 } else { ceiling };
+        drawn.max(p.backoff_min_ms)
+    }
+
+    /// Removes every configured secret (raw, form-encoded) from server-provided text.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.config.secrets {
+            for form in [secret.expose().to_owned(), form_urlencode(secret.expose())] {
+                if !form.is_empty() && out.contains(&form) {
+                    out = out.replace(&form, REDACTED);
+                }
+            }
+        }
+        out
+    }
+
+    fn emit(&mut self, at: u64, kind: EventKind) {
+        const MAX_QUEUED_EVENTS: usize = 1024;
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event { at, actor_type: "client", actor_id: self.config.client_id.clone(), kind });
+    }
+}

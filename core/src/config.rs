@@ -1,0 +1,648 @@
+//! Configuration: an all-`Option` [`ConfigOptions`] (what hosts and JSON give)
+//! validated into a [`Config`] (what the engine runs on).
+//!
+//! Validation happens once, at construction, and every refusal is a
+//! [`ConfigError`] naming the field. No message echoes a secret.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ConfigError;
+use crate::secret::ClientSecret;
+
+/// How the client authenticates to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the id and secret form-urlencoded first (RFC 6749 §2.3.1). The default.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name of this method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// Parses an RFC 7591 method name.
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+            _ => Err(ConfigError::new("auth_method", "must be \"client_secret_basic\" or \"client_secret_post\"")),
+        }
+    }
+}
+
+/// A scope (or audience) list given either as one space-separated string or as a list.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ListOrString {
+    /// `"a b c"`: split on whitespace.
+    String(String),
+    /// `["a", "b", "c"]`: each element is one value.
+    List(Vec<String>),
+}
+
+impl fmt::Debug for ListOrString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListOrString::String(s) => s.fmt(f),
+            ListOrString::List(l) => l.fmt(f),
+        }
+    }
+}
+
+/// One or several client secrets, current first.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SecretOrSecrets {
+    /// A single secret.
+    One(ClientSecret),
+    /// `[current, previous, ...]`.
+    Many(Vec<ClientSecret>),
+}
+
+impl fmt::Debug for SecretOrSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretOrSecrets::One(s) => s.fmt(f),
+            SecretOrSecrets::Many(l) => l.fmt(f),
+        }
+    }
+}
+
+impl SecretOrSecrets {
+    fn into_vec(self) -> Vec<ClientSecret> {
+        match self {
+            SecretOrSecrets::One(s) => vec![s],
+            SecretOrSecrets::Many(v) => v,
+        }
+    }
+}
+
+/// Everything a host may configure, every field optional, as read from JSON,
+/// a JS object or Python keyword arguments. [`Config::from_options`] validates it.
+///
+/// Durations are milliseconds. Field names are `snake_case` in JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigOptions {
+    /// The token endpoint, e.g. `https://hydra.example/oauth2/token`. Required.
+    pub token_url: Option<String>,
+    /// The client id. Required.
+    pub client_id: Option<String>,
+    /// One secret, or several (current first). Required.
+    #[serde(alias = "client_secrets")]
+    pub client_secret: Option<SecretOrSecrets>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub auth_method: Option<AuthMethod>,
+    /// Scopes: a space-separated string or a list.
+    pub scope: Option<ListOrString>,
+    /// Audiences: a string (one audience, or several separated by spaces) or a list.
+    pub audience: Option<ListOrString>,
+    /// Extra form parameters sent with every token request.
+    pub extra_params: Option<Vec<(String, String)>>,
+    /// Allow a plain `http://` endpoint that is not on loopback. Default false.
+    pub allow_insecure_http: Option<bool>,
+    /// Refresh margin: a token is never served this close to expiry. Default 30 000;
+    /// capped at half the token's lifetime.
+    pub refresh_margin_ms: Option<u64>,
+    /// Where in the token's usable life a background refresh starts. Default 0.75.
+    pub refresh_ahead: Option<f64>,
+    /// Random spread around `refresh_ahead`, so a fleet does not refresh in step. Default 0.05.
+    pub refresh_ahead_jitter: Option<f64>,
+    /// Lifetime assumed when the response has no `expires_in` and the token is no JWT
+    /// with `exp`. Default 300 000 (5 minutes).
+    pub default_lifetime_ms: Option<u64>,
+    /// Shorter lifetimes (zero, negative) are raised to this. Default 1 000.
+    pub min_lifetime_ms: Option<u64>,
+    /// Longer lifetimes are lowered to this. Default 86 400 000 (24 hours).
+    pub max_lifetime_ms: Option<u64>,
+    /// Largest accepted response body. Default 65 536 bytes.
+    pub max_response_bytes: Option<usize>,
+    /// Timeout the host applies to one token request; the engine abandons a fetch
+    /// never reported after it. Default 10 000.
+    pub request_timeout_ms: Option<u64>,
+    /// First backoff step after a transient failure. Default 1 000.
+    pub backoff_initial_ms: Option<u64>,
+    /// Largest backoff step. Default 60 000.
+    pub backoff_max_ms: Option<u64>,
+    /// Smallest delay before a retry (full jitter may draw less). Default 100.
+    pub backoff_min_ms: Option<u64>,
+    /// Apply full jitter to backoff (default true). False: the full step, for tests.
+    pub backoff_jitter: Option<bool>,
+    /// Largest `Retry-After` honoured. Default 3 600 000 (1 hour).
+    pub max_retry_after_ms: Option<u64>,
+    /// How long configuration-class errors (invalid_scope, invalid_client with every
+    /// secret tried, ...) are held before another attempt. Default 300 000.
+    pub config_error_hold_ms: Option<u64>,
+    /// At most one refresh caused by `invalidate` per this interval. Default 10 000.
+    pub invalidate_min_interval_ms: Option<u64>,
+}
+
+/// When and how the engine refreshes and retries. Part of a validated [`Config`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshPolicy {
+    /// Refresh margin in ms (capped per token at half its lifetime).
+    pub refresh_margin_ms: u64,
+    /// Fraction of the usable life after which a background refresh starts.
+    pub refresh_ahead: f64,
+    /// Spread around `refresh_ahead`.
+    pub refresh_ahead_jitter: f64,
+    /// Lifetime assumed without `expires_in` or a JWT `exp`.
+    pub default_lifetime_ms: u64,
+    /// Lower clamp for lifetimes.
+    pub min_lifetime_ms: u64,
+    /// Upper clamp for lifetimes.
+    pub max_lifetime_ms: u64,
+    /// Largest accepted response body.
+    pub max_response_bytes: usize,
+    /// Timeout of one token request.
+    pub request_timeout_ms: u64,
+    /// First backoff step.
+    pub backoff_initial_ms: u64,
+    /// Largest backoff step.
+    pub backoff_max_ms: u64,
+    /// Smallest retry delay.
+    pub backoff_min_ms: u64,
+    /// Full jitter on backoff.
+    pub backoff_jitter: bool,
+    /// Largest honoured `Retry-After`.
+    pub max_retry_after_ms: u64,
+    /// Hold after configuration-class errors.
+    pub config_error_hold_ms: u64,
+    /// Rate limit of invalidation-driven refreshes.
+    pub invalidate_min_interval_ms: u64,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_margin_ms: 30_000,
+            refresh_ahead: 0.75,
+            refresh_ahead_jitter: 0.05,
+            default_lifetime_ms: 300_000,
+            min_lifetime_ms: 1_000,
+            max_lifetime_ms: 86_400_000,
+            max_response_bytes: 65_536,
+            request_timeout_ms: 10_000,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 60_000,
+            backoff_min_ms: 100,
+            backoff_jitter: true,
+            max_retry_after_ms: 3_600_000,
+            config_error_hold_ms: 300_000,
+            invalidate_min_interval_ms: 10_000,
+        }
+    }
+}
+
+/// A validated configuration. Build it with [`Config::from_options`] or
+/// [`Config::from_json`]; every field was checked.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) token_url: String,
+    pub(crate) client_id: String,
+    pub(crate) secrets: Vec<ClientSecret>,
+    pub(crate) auth_method: AuthMethod,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) extra_params: Vec<(String, String)>,
+    pub(crate) policy: RefreshPolicy,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("secrets", &self.secrets)
+            .field("auth_method", &self.auth_method)
+            .field("scopes", &self.scopes)
+            .field("audiences", &self.audiences)
+            .field("extra_params", &self.extra_params)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+const RESERVED_PARAMS: [&str; 5] = ["grant_type", "scope", "audience", "client_id", "client_secret"];
+
+impl Config {
+    /// Validates host-supplied options.
+    pub fn from_options(options: ConfigOptions) -> Result<Self, ConfigError> {
+        let policy = build_policy(&options)?;
+        let allow_insecure_http = options.allow_insecure_http.unwrap_or(false);
+        let token_url = validate_token_url(options.token_url.as_deref(), allow_insecure_http)?;
+
+        let client_id = options.client_id.ok_or_else(|| ConfigError::new("client_id", "is required"))?;
+        validate_client_id(&client_id)?;
+
+        let secrets = options.client_secret.ok_or_else(|| ConfigError::new("client_secret", "is required"))?.into_vec();
+        validate_secrets(&secrets)?;
+
+        let scopes = match options.scope {
+            None => Vec::new(),
+            Some(ListOrString::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            Some(ListOrString::List(list)) => list,
+        };
+        for (i, scope) in scopes.iter().enumerate() {
+            validate_scope_token(scope).map_err(|problem| ConfigError::new(format!("scope[{i}]"), problem))?;
+        }
+
+        let audiences = match options.audience {
+            None => Vec::new(),
+            Some(ListOrString::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            Some(ListOrString::List(list)) => list,
+        };
+        for (i, audience) in audiences.iter().enumerate() {
+            if audience.trim().is_empty() {
+                return Err(ConfigError::new(format!("audience[{i}]"), "must not be empty"));
+            }
+            if audience.chars().any(char::is_control) {
+                return Err(ConfigError::new(format!("audience[{i}]"), "must not contain control characters"));
+            }
+        }
+
+        let extra_params = options.extra_params.unwrap_or_default();
+        for (name, _) in &extra_params {
+            if name.is_empty() {
+                return Err(ConfigError::new("extra_params", "a parameter name is empty"));
+            }
+            if RESERVED_PARAMS.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    "extra_params",
+                    format!("\"{name}\" is set by the engine and cannot be overridden"),
+                ));
+            }
+        }
+
+        Ok(Self {
+            token_url,
+            client_id,
+            secrets,
+            auth_method: options.auth_method.unwrap_or_default(),
+            scopes,
+            audiences,
+            extra_params,
+            policy,
+        })
+    }
+
+    /// Parses and validates options from JSON (the format of the conformance scenarios).
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let options: ConfigOptions = serde_json::from_str(json).map_err(|e| config_json_error(&e))?;
+        Self::from_options(options)
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// How many secrets are configured.
+    pub fn secret_count(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// The authentication method.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.auth_method
+    }
+
+    /// The requested scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The requested audiences.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The extra form parameters.
+    pub fn extra_params(&self) -> &[(String, String)] {
+        &self.extra_params
+    }
+
+    /// The refresh policy.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// A hex SHA-256 over endpoint, client id, scopes and audiences (sorted), never the
+    /// secret: identifies which configuration a persisted token belongs to.
+    pub fn fingerprint(&self) -> String {
+        let mut scopes = self.scopes.clone();
+        scopes.sort();
+        scopes.dedup();
+        let mut audiences = self.audiences.clone();
+        audiences.sort();
+        audiences.dedup();
+        let mut hasher = Sha256::new();
+        for part in
+            ["tokenwell-fingerprint-v1", &self.token_url, &self.client_id, &scopes.join(" "), &audiences.join("\u{1f}")]
+        {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn config_json_error(error: &serde_json::Error) -> ConfigError {
+    // serde_json messages quote unknown field names and types, never string values.
+    let text = error.to_string();
+    let field = text.split('`').nth(1).filter(|_| text.starts_with("unknown field")).unwrap_or("options").to_owned();
+    let problem = if text.starts_with("unknown field") {
+        "is not a known option".to_owned()
+    } else {
+        // "invalid type: string \"...\"" would echo a value that may be a secret.
+        let mut out = String::with_capacity(text.len());
+        for (i, part) in text.split('"').enumerate() {
+            if i > 0 {
+                out.push('"');
+            }
+            out.push_str(if i % 2 == 1 { "..." } else { part });
+        }
+        out
+    };
+    ConfigError::new(field, problem)
+}
+
+fn validate_token_url(url: Option<&str>, allow_insecure_http: bool) -> Result<String, ConfigError> {
+    let raw = url.ok_or_else(|| ConfigError::new("token_url", "is required"))?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(ConfigError::new("token_url", "is required"));
+    }
+    let parsed =
+        url::Url::parse(raw).map_err(|e| ConfigError::new("token_url", format!("is not a valid URL ({e})")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::new("token_url", "must not contain credentials (user:password@)"));
+    }
+    if parsed.fragment().is_some() {
+        return Err(ConfigError::new("token_url", "must not contain a fragment (#...)"));
+    }
+    match parsed.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_insecure_http {
+                return Err(ConfigError::new(
+                    "token_url",
+                    "must use https (plain http is allowed only for loopback hosts unless allow_insecure_http is set)",
+                ));
+            }
+        }
+        other => {
+            return Err(ConfigError::new("token_url", format!("scheme \"{other}\" is not supported (use https)")));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new("token_url", "has no host"));
+    }
+    Ok(parsed.to_string())
+}
+
+fn validate_client_id(id: &str) -> Result<(), ConfigError> {
+    if id.is_empty() {
+        return Err(ConfigError::new("client_id", "must not be empty"));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ConfigError::new("client_id", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a list of secrets (current first) without ever echoing one.
+pub(crate) fn validate_secrets(secrets: &[ClientSecret]) -> Result<(), ConfigError> {
+    if secrets.is_empty() {
+        return Err(ConfigError::new("client_secret", "at least one secret is required"));
+    }
+    for (i, secret) in secrets.iter().enumerate() {
+        let field = if secrets.len() == 1 { "client_secret".to_owned() } else { format!("client_secret[{i}]") };
+        if secret.expose().is_empty() {
+            return Err(ConfigError::new(field, "must not be empty"));
+        }
+        if secret.expose().chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+            return Err(ConfigError::new(field, "must not contain line breaks or NUL (was the secret file read raw?)"));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+fn validate_scope_token(scope: &str) -> Result<(), String> {
+    if scope.is_empty() {
+        return Err("empty scope token".to_owned());
+    }
+    if let Some(bad) = scope.chars().find(|&c| !matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')) {
+        return Err(format!("contains {bad:?}, which RFC 6749 §3.3 does not allow in a scope token"));
+    }
+    Ok(())
+}
+
+fn build_policy(o: &ConfigOptions) -> Result<RefreshPolicy, ConfigError> {
+    let d = RefreshPolicy::default();
+    let p = RefreshPolicy {
+        refresh_margin_ms: o.refresh_margin_ms.unwrap_or(d.refresh_margin_ms),
+        refresh_ahead: o.refresh_ahead.unwrap_or(d.refresh_ahead),
+        refresh_ahead_jitter: o.refresh_ahead_jitter.unwrap_or(d.refresh_ahead_jitter),
+        default_lifetime_ms: o.default_lifetime_ms.unwrap_or(d.default_lifetime_ms),
+        min_lifetime_ms: o.min_lifetime_ms.unwrap_or(d.min_lifetime_ms),
+        max_lifetime_ms: o.max_lifetime_ms.unwrap_or(d.max_lifetime_ms),
+        max_response_bytes: o.max_response_bytes.unwrap_or(d.max_response_bytes),
+        request_timeout_ms: o.request_timeout_ms.unwrap_or(d.request_timeout_ms),
+        backoff_initial_ms: o.backoff_initial_ms.unwrap_or(d.backoff_initial_ms),
+        backoff_max_ms: o.backoff_max_ms.unwrap_or(d.backoff_max_ms),
+        backoff_min_ms: o.backoff_min_ms.unwrap_or(d.backoff_min_ms),
+        backoff_jitter: o.backoff_jitter.unwrap_or(d.backoff_jitter),
+        max_retry_after_ms: o.max_retry_after_ms.unwrap_or(d.max_retry_after_ms),
+        config_error_hold_ms: o.config_error_hold_ms.unwrap_or(d.config_error_hold_ms),
+        invalidate_min_interval_ms: o.invalidate_min_interval_ms.unwrap_or(d.invalidate_min_interval_ms),
+    };
+    const YEAR_MS: u64 = 365 * 86_400_000;
+    let in_range = |field: &str, v: u64, lo: u64, hi: u64| {
+        if v < lo || v > hi {
+            Err(ConfigError::new(field, format!("must be between {lo} and {hi} (got {v})")))
+        } else {
+            Ok(())
+        }
+    };
+    in_range("refresh_margin_ms", p.refresh_margin_ms, 0, YEAR_MS)?;
+    if !(p.refresh_ahead.is_finite() && p.refresh_ahead > 0.0 && p.refresh_ahead < 1.0) {
+        return Err(ConfigError::new("refresh_ahead", "must be a fraction between 0 and 1 (exclusive)"));
+    }
+    if !(p.refresh_ahead_jitter.is_finite()
+        && p.refresh_ahead_jitter >= 0.0
+        && p.refresh_ahead - p.refresh_ahead_jitter > 0.0
+        && p.refresh_ahead + p.refresh_ahead_jitter < 1.0)
+    {
+        return Err(ConfigError::new(
+            "refresh_ahead_jitter",
+            "must be >= 0 and keep refresh_ahead +/- jitter strictly between 0 and 1",
+        ));
+    }
+    in_range("min_lifetime_ms", p.min_lifetime_ms, 1, YEAR_MS)?;
+    in_range("max_lifetime_ms", p.max_lifetime_ms, p.min_lifetime_ms, YEAR_MS)?;
+    in_range("default_lifetime_ms", p.default_lifetime_ms, p.min_lifetime_ms, p.max_lifetime_ms)?;
+    if p.max_response_bytes < 64 || p.max_response_bytes > 16 * 1024 * 1024 {
+        return Err(ConfigError::new("max_response_bytes", "must be between 64 and 16777216"));
+    }
+    in_range("request_timeout_ms", p.request_timeout_ms, 1, 3_600_000)?;
+    in_range("backoff_initial_ms", p.backoff_initial_ms, 1, 86_400_000)?;
+    in_range("backoff_max_ms", p.backoff_max_ms, p.backoff_initial_ms, 86_400_000)?;
+    in_range("backoff_min_ms", p.backoff_min_ms, 0, p.backoff_initial_ms)?;
+    in_range("max_retry_after_ms", p.max_retry_after_ms, 0, 86_400_000)?;
+    in_range("config_error_hold_ms", p.config_error_hold_ms, 1, 86_400_000)?;
+    in_range("invalidate_min_interval_ms", p.invalidate_min_interval_ms, 0, 86_400_000)?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> ConfigOptions {
+        ConfigOptions {
+            token_url: Some("https://auth.example/oauth2/token".into()),
+            client_id: Some("billing-worker".into()),
+            client_secret: Some(SecretOrSecrets::One("s3cr3t".into())),
+            ..Default::default()
+        }
+    }
+
+    fn field_of(o: ConfigOptions) -> String {
+        Config::from_options(o).unwrap_err().field
+    }
+
+    #[test]
+    fn valid_minimal_config() {
+        let c = Config::from_options(options()).unwrap();
+        assert_eq!(c.auth_method(), AuthMethod::ClientSecretBasic);
+        assert_eq!(c.policy().refresh_margin_ms, 30_000);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(ConfigOptions { token_url: None, ..options() }), "token_url");
+        assert_eq!(field_of(ConfigOptions { token_url: Some("not a url".into()), ..options() }), "token_url");
+        assert_eq!(field_of(ConfigOptions { client_id: Some(String::new()), ..options() }), "client_id");
+        assert_eq!(field_of(ConfigOptions { client_secret: None, ..options() }), "client_secret");
+        assert_eq!(
+            field_of(ConfigOptions { client_secret: Some(SecretOrSecrets::Many(vec![])), ..options() }),
+            "client_secret"
+        );
+        assert_eq!(
+            field_of(ConfigOptions {
+                client_secret: Some(SecretOrSecrets::Many(vec!["a".into(), "".into()])),
+                ..options()
+            }),
+            "client_secret[1]"
+        );
+        assert_eq!(
+            field_of(ConfigOptions { scope: Some(ListOrString::List(vec!["a".into(), "".into()])), ..options() }),
+            "scope[1]"
+        );
+        assert_eq!(
+            field_of(ConfigOptions { scope: Some(ListOrString::List(vec!["a b".into()])), ..options() }),
+            "scope[0]"
+        );
+        assert_eq!(field_of(ConfigOptions { refresh_ahead: Some(1.5), ..options() }), "refresh_ahead");
+        assert_eq!(
+            field_of(ConfigOptions { extra_params: Some(vec![("scope".into(), "x".into())]), ..options() }),
+            "extra_params"
+        );
+    }
+
+    #[test]
+    fn http_only_on_loopback_unless_allowed() {
+        for ok in ["http://127.0.0.1:4444/oauth2/token", "http://localhost/t", "http://[::1]:8080/t"] {
+            assert!(Config::from_options(ConfigOptions { token_url: Some(ok.into()), ..options() }).is_ok(), "{ok}");
+        }
+        let remote = ConfigOptions { token_url: Some("http://auth.example/t".into()), ..options() };
+        assert_eq!(field_of(remote.clone()), "token_url");
+        assert!(Config::from_options(ConfigOptions { allow_insecure_http: Some(true), ..remote }).is_ok());
+        assert_eq!(field_of(ConfigOptions { token_url: Some("ftp://x/t".into()), ..options() }), "token_url");
+    }
+
+    #[test]
+    fn url_with_credentials_is_refused_without_echo() {
+        let e = Config::from_options(ConfigOptions {
+            token_url: Some("https://user:hunter2@auth.example/t".into()),
+            ..options()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "token_url");
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Config::from_options(ConfigOptions {
+            client_secret: Some(SecretOrSecrets::Many(vec!["very-secret-1".into(), "very-secret-2".into()])),
+            ..options()
+        })
+        .unwrap();
+        let text = format!("{c:?} {:?}", options());
+        assert!(!text.contains("very-secret"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn json_options_and_unknown_fields() {
+        let c = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":["x","y"],
+                "scope":"a b","audience":["https://api"],"auth_method":"client_secret_post"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.scopes(), ["a", "b"]);
+        assert_eq!(c.secret_count(), 2);
+        assert_eq!(c.auth_method(), AuthMethod::ClientSecretPost);
+        let e = Config::from_json(r#"{"token_url":"https://a.example/t","colour":"red"}"#).unwrap_err();
+        assert_eq!(e.field, "colour");
+        let e = Config::from_json(r#"{"client_secret": 5}"#).unwrap_err();
+        assert_eq!(e.field, "options");
+    }
+
+    #[test]
+    fn fingerprint_ignores_secret_and_order() {
+        let a = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"x","scope":"a b"}"#,
+        )
+        .unwrap();
+        let b = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"y","scope":"b a"}"#,
+        )
+        .unwrap();
+        let c = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"d","client_secret":"x","scope":"a b"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+}

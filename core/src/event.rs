@@ -1,0 +1,131 @@
+//! Events for audit logs and metrics. Drain them with
+//! [`TokenCache::poll_event`](crate::TokenCache::poll_event).
+//!
+//! Every event names its actor (`actor_type: "client"`, `actor_id: <client_id>`)
+//! and never carries a secret or an access token.
+
+use serde::Serialize;
+
+use crate::error::{ErrorKind, TokenError};
+use crate::request::FetchId;
+use crate::response::LifetimeSource;
+
+/// Why a token request was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshReason {
+    /// There has never been a token.
+    Initial,
+    /// The token is valid but past its refresh-ahead point.
+    Ahead,
+    /// The token reached its refresh margin (or was never refreshed ahead).
+    Expired,
+    /// The host reported that an API rejected the token.
+    Invalidated,
+}
+
+/// One event: when, who, and what.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// When it happened (ms since the Unix epoch, as given by the host).
+    pub at: u64,
+    /// Always `"client"`.
+    pub actor_type: &'static str,
+    /// The client id.
+    pub actor_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A token request was handed to the host.
+    RefreshStarted {
+        /// The request's id.
+        fetch_id: FetchId,
+        /// Why it was started.
+        reason: RefreshReason,
+        /// Which configured secret it authenticates with (0 = current).
+        secret_index: usize,
+    },
+    /// A new token was received.
+    TokenAcquired {
+        /// The request that got it.
+        fetch_id: FetchId,
+        /// When it expires.
+        expires_at: u64,
+        /// When a background refresh will start.
+        refresh_at: u64,
+        /// Where its lifetime came from.
+        lifetime_source: LifetimeSource,
+        /// Whether the lifetime was clamped.
+        lifetime_clamped: bool,
+        /// Granted scopes.
+        scope: Vec<String>,
+        /// Which secret worked.
+        secret_index: usize,
+    },
+    /// A token request failed.
+    RefreshFailed {
+        /// The request.
+        fetch_id: FetchId,
+        /// The classified error (no secret in it).
+        error: TokenError,
+    },
+    /// `invalid_client` with one secret: the next secret is tried at once.
+    SecretFallback {
+        /// The request that was refused.
+        fetch_id: FetchId,
+        /// The refused secret's index.
+        from_index: usize,
+        /// The index tried next.
+        to_index: usize,
+    },
+    /// The next attempt was scheduled after a failure.
+    BackoffScheduled {
+        /// When the next attempt may be made.
+        retry_at: u64,
+        /// Consecutive transient failures so far (0 for a hold).
+        attempt: u32,
+        /// The failure that caused it.
+        error_kind: ErrorKind,
+        /// True for a long hold after a configuration-class error.
+        hold: bool,
+    },
+    /// A fetch the host never reported on was abandoned at its deadline.
+    FetchAbandoned {
+        /// The abandoned request.
+        fetch_id: FetchId,
+    },
+    /// `invalidate` dropped the current token.
+    TokenInvalidated {
+        /// The token's expiry.
+        expires_at: u64,
+    },
+    /// `invalidate` was ignored because the last one was too recent.
+    InvalidateRateLimited {
+        /// When an invalidation will be honoured again.
+        until: u64,
+    },
+    /// The secrets were replaced at run time.
+    SecretsReplaced {
+        /// How many secrets are configured now.
+        count: usize,
+        /// Whether a configuration-error hold was lifted.
+        hold_lifted: bool,
+    },
+    /// A persisted token was loaded.
+    SnapshotImported {
+        /// Its expiry.
+        expires_at: u64,
+    },
+    /// The host's clock went backwards; stored deadlines were shifted with it.
+    ClockWentBackwards {
+        /// By how much.
+        by_ms: u64,
+    },
+}

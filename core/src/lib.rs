@@ -1,0 +1,58 @@
+//! # tokenwell: a sans-IO OAuth 2.0 Client Credentials token engine
+//!
+//! This crate performs **no I/O, reads no clock and draws no randomness**. The
+//! host (a Rust service, the Node or Python binding, a WebAssembly component
+//! host) sends the HTTP requests, passes the current time (ms since the Unix
+//! epoch) into every call, and passes jitter entropy in at construction. The
+//! engine makes every decision: which request to send and when, how long a
+//! token may be served, whether and when to retry, which secret to use, and
+//! what an error means.
+//!
+//! ```
+//! use tokenwell::{Config, Poll, TokenCache};
+//!
+//! let config = Config::from_json(r#"{
+//!     "token_url": "https://hydra.example/oauth2/token",
+//!     "client_id": "billing-worker",
+//!     "client_secret": "s3cr3t",
+//!     "scope": "billing:read billing:write"
+//! }"#).unwrap();
+//! let mut cache = TokenCache::new(config, 0x5eed);
+//! let now = 1_700_000_000_000;
+//!
+//! let Poll::Send { request } = cache.poll(now) else { unreachable!() };
+//! assert_eq!(request.http.method, "POST");
+//! // ... the host sends `request.http` and reports the response:
+//! let body = br#"{"access_token":"at-1","token_type":"bearer","expires_in":3600}"#;
+//! let token = cache.handle_response(request.fetch_id, 200, &[], body, now + 40).unwrap();
+//! assert_eq!(token.access_token.expose(), "at-1");
+//!
+//! // Later calls are served from the cache until the refresh-ahead point.
+//! assert!(matches!(cache.poll(now + 60_000), Poll::Ready { .. }));
+//! ```
+//!
+//! The pieces are usable on their own: [`build_token_request`] and
+//! [`parse_token_response`] are pure functions. With the `blocking` feature,
+//! [`blocking::ServiceAccount`] drives the engine over `ureq` for Rust
+//! services that just want a token.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod config;
+mod error;
+mod event;
+mod request;
+mod response;
+mod secret;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+pub use cache::{CacheState, InvalidateOutcome, Poll, Token, TokenCache, TransportErrorKind};
+pub use config::{AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
+pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
+pub use event::{Event, EventKind, RefreshReason};
+pub use request::{basic_authorization, build_token_request, form_urlencode, FetchId, HttpRequest, TokenRequest};
+pub use response::{jwt_exp_ms, parse_token_response, retry_after, LifetimeSource, ParsedToken};
+pub use secret::{AccessToken, ClientSecret, REDACTED};

@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# with-servers.sh CMD [ARGS...]
+#
+# Starts real authorization servers on 127.0.0.1, describes them in a JSON
+# file, runs CMD with TOKENWELL_SERVERS=/path/to/servers.json in its
+# environment, stops every server it started, and exits with CMD's status.
+#
+#   * Ory Hydra v2.3.0 (built from source by build-hydra.sh, cached), run as
+#     `hydra serve all --dev` with DSN=memory (in-memory SQLite), public and
+#     admin ports on 127.0.0.1. Its clients are created with the real `hydra`
+#     CLI, as an operator would.
+#   * oidc-provider (Node, ./oidc-provider/server.mjs), on a free 127.0.0.1
+#     port chosen by the kernel.
+#
+# See tests/integration/README.md for the servers.json schema.
+#
+# Environment knobs (all optional):
+#   TOKENWELL_HYDRA_TTL_SECONDS   Hydra's global access token TTL (3600)
+#   TOKENWELL_SHORT_TTL_SECONDS   TTL of the `short_ttl` clients on both
+#                                 servers (5)
+#   TOKENWELL_OIDC_TTL_SECONDS    oidc-provider's access token TTL (300)
+#   TOKENWELL_READY_TIMEOUT       seconds to wait for each server (60)
+#   TOKENWELL_SERVER_LOGS         a directory: copy the servers' logs there
+#                                 on exit (they are deleted otherwise)
+#   TOKENWELL_CACHE               cache dir for the Hydra binary (.cache)
+#
+# Exported to CMD: TOKENWELL_SERVERS, HYDRA_BIN, HYDRA_ADMIN_URL,
+# HYDRA_PUBLIC_URL, HYDRA_TOKEN_URL, OIDC_PROVIDER_ISSUER,
+# OIDC_PROVIDER_TOKEN_URL.
+set -euo pipefail
+
+if [[ $# -eq 0 ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+fi
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+READY_TIMEOUT=${TOKENWELL_READY_TIMEOUT:-60}
+HYDRA_TTL=${TOKENWELL_HYDRA_TTL_SECONDS:-3600}
+SHORT_TTL=${TOKENWELL_SHORT_TTL_SECONDS:-5}
+OIDC_TTL=${TOKENWELL_OIDC_TTL_SECONDS:-300}
+AUDIENCE=https://billing.tokenwell.test
+SCOPES="billing:read billing:write"
+HOST=127.0.0.1
+
+log() { printf 'with-servers: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for n in READY_TIMEOUT HYDRA_TTL SHORT_TTL OIDC_TTL; do
+  [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { log "ERROR: $n must be a positive integer (got '${!n}')"; exit 2; }
+done
+for tool in curl jq node npm flock timeout; do
+  command -v "$tool" >/dev/null || { log "ERROR: '$tool' is required"; exit 2; }
+done
+
+# --------------------------------------------------------------------------
+# Process bookkeeping and cleanup
+# --------------------------------------------------------------------------
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tokenwell-servers.XXXXXX")
+SERVER_PIDS=()
+WATCHDOG_PID=
+CMD_PID=
+CMD_RAN=0
+
+print_logs() {
+  local lines=$1 f
+  for f in "$RUN_DIR"/*.log; do
+    [[ -f $f ]] || continue
+    printf '\n===== %s (last %s lines) =====\n' "$(basename "$f")" "$lines" >&2
+    # Hydra logs one line per database migration at start: skip those.
+    grep -v -e 'Migration has not yet been applied' -e 'applied successfully' "$f" |
+      tail -n "$lines" >&2
+  done
+  printf '===== end of server logs =====\n' >&2
+}
+
+# Stop PIDs: TERM, then wait (bounded), then KILL.
+stop_pids() {
+  local pid i alive
+  (($# == 0)) && return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do # up to 10 s
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid ignored SIGTERM for 10s, killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  if [[ -n $CMD_PID ]] && kill -0 "$CMD_PID" 2>/dev/null; then
+    stop_pids "$CMD_PID"
+  fi
+  # Startup failed (not interrupted): show what the servers said.
+  if ((rc != 0 && !CMD_RAN && rc != 130 && rc != 143)); then
+    print_logs 200
+  fi
+  if [[ -n $WATCHDOG_PID ]]; then
+    kill -KILL "$WATCHDOG_PID" 2>/dev/null
+    wait "$WATCHDOG_PID" 2>/dev/null
+  fi
+  stop_pids "${SERVER_PIDS[@]}"
+  if [[ -n ${TOKENWELL_SERVER_LOGS:-} ]]; then
+    mkdir -p "$TOKENWELL_SERVER_LOGS" && cp "$RUN_DIR"/*.log "$TOKENWELL_SERVER_LOGS"/ 2>/dev/null &&
+      log "server logs copied to $TOKENWELL_SERVER_LOGS"
+  fi
+  rm -rf "$RUN_DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# If this script is SIGKILLed, nothing above runs: a watchdog (its own
+# process) then stops the servers and removes the temp dir.
+start_watchdog() {
+  local parent=$$
+  (
+    trap '' INT
+    trap 'exit 0' TERM
+    while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+    if [[ -f $RUN_DIR/pids ]]; then
+      # shellcheck disable=SC2046
+      kill -TERM $(cat "$RUN_DIR/pids") 2>/dev/null
+    fi
+    rm -rf "$RUN_DIR"
+  ) </dev/null >/dev/null 2>&1 &
+  WATCHDOG_PID=$!
+}
+
+register_pid() {
+  SERVER_PIDS+=("$1")
+  echo "$1" >>"$RUN_DIR/pids"
+}
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+# Print N distinct free TCP ports on 127.0.0.1 (held open together, then
+# released: a tiny race remains, handled by retrying Hydra's start).
+pick_ports() {
+  node -e '
+    const net = require("node:net");
+    const n = Number(process.argv[1]);
+    const servers = [];
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      s.listen(0, "127.0.0.1", () => {
+        servers.push(s);
+        if (servers.length === n) {
+          console.log(servers.map((x) => x.address().port).join(" "));
+          servers.forEach((x) => x.close());
+        }
+      });
+    }' "$1"
+}
+
+# True if PID holds a listening TCP socket on 127.0.0.1:PORT (so a readiness
+# probe is answered by our process, not by someone else's on the same port).
+owns_listen_port() {
+  local pid=$1 port=$2 hex inode
+  hex=$(printf '%04X' "$port")
+  for inode in $(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$inode\]"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# wait_ready NAME PID PORTS URL... : poll until PID listens on all PORTS
+# (space-separated) and every URL answers 2xx; fail if PID dies or the
+# deadline passes.
+wait_ready() {
+  local name=$1 pid=$2 ports=$3 url port ok deadline=$((SECONDS + READY_TIMEOUT))
+  shift 3
+  while ((SECONDS < deadline)); do
+    kill -0 "$pid" 2>/dev/null || { log "$name (pid $pid) exited during startup"; return 1; }
+    ok=1
+    for port in $ports; do owns_listen_port "$pid" "$port" || { ok=0; break; }; done
+    if ((ok)); then
+      for url in "$@"; do
+        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null || { ok=0; break; }
+      done
+    fi
+    ((ok)) && return 0
+    sleep 0.1
+  done
+  log "$name not ready after ${READY_TIMEOUT}s"
+  return 1
+}
+
+# --------------------------------------------------------------------------
+# Hydra
+# --------------------------------------------------------------------------
+start_watchdog
+
+HYDRA_BIN=$("$HERE/build-hydra.sh" | tail -n 1) || die "building Hydra failed"
+[[ -x $HYDRA_BIN ]] || die "build-hydra.sh printed no binary path"
+HYDRA_VERSION=$("$HYDRA_BIN" version 2>/dev/null | awk '/^Version:/ { print $2 }')
+
+HYDRA_LOG=$RUN_DIR/hydra.log
+start_hydra() {
+  local attempt pid pub adm
+  for attempt in 1 2 3; do
+    read -r pub adm < <(pick_ports 2)
+    [[ -n $pub && -n $adm ]] || die "could not pick free ports"
+    log "starting Hydra $HYDRA_VERSION (public $HOST:$pub, admin $HOST:$adm, attempt $attempt)"
+    echo "--- attempt $attempt: public $pub admin $adm" >>"$HYDRA_LOG"
+    env \
+      DSN=memory \
+      SERVE_PUBLIC_HOST=$HOST SERVE_PUBLIC_PORT="$pub" \
+      SERVE_ADMIN_HOST=$HOST SERVE_ADMIN_PORT="$adm" \
+      URLS_SELF_ISSUER="http://$HOST:$pub" \
+      URLS_SELF_PUBLIC="http://$HOST:$pub" \
+      URLS_SELF_ADMIN="http://$HOST:$adm" \
+      SECRETS_SYSTEM="$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)" \
+      TTL_ACCESS_TOKEN="${HYDRA_TTL}s" \
+      STRATEGIES_ACCESS_TOKEN=opaque \
+      LOG_LEVEL=info \
+      "$HYDRA_BIN" serve all --dev --sqa-opt-out </dev/null >>"$HYDRA_LOG" 2>&1 &
+    pid=$!
+    register_pid "$pid"
+    if wait_ready hydra "$pid" "$pub $adm" \
+      "http://$HOST:$adm/health/ready" "http://$HOST:$pub/health/ready"; then
+      HYDRA_PID=$pid HYDRA_PUBLIC_PORT=$pub HYDRA_ADMIN_PORT=$adm
+      return 0
+    fi
+    stop_pids "$pid"
+    if ! grep -q 'address already in use' "$HYDRA_LOG"; then
+      return 1
+    fi
+    log "port clash, retrying"
+  done
+  return 1
+}
+t0=$SECONDS
+start_hydra || die "Hydra did not start"
+HYDRA_PUBLIC_URL=http://$HOST:$HYDRA_PUBLIC_PORT
+HYDRA_ADMIN_URL=http://$HOST:$HYDRA_ADMIN_PORT
+HYDRA_TOKEN_URL=$HYDRA_PUBLIC_URL/oauth2/token
+log "Hydra ready in $((SECONDS - t0))s: public $HYDRA_PUBLIC_URL admin $HYDRA_ADMIN_URL"
+
+# Clients, created with the hydra CLI. Each writes the CLI's JSON output to
+# $RUN_DIR/hydra-client-ROLE.json.
+hydra_create() {
+  local role=$1
+  shift
+  timeout 30 "$HYDRA_BIN" create client --endpoint "$HYDRA_ADMIN_URL" --format json "$@" \
+    >"$RUN_DIR/hydra-client-$role.json" 2>>"$RUN_DIR/hydra-cli.log" ||
+    die "hydra create client ($role) failed"
+  log "hydra client '$role': $(jq -r .client_id "$RUN_DIR/hydra-client-$role.json")"
+}
+
+# A secret an operator chose, with characters that must be form-urlencoded
+# inside HTTP Basic (RFC 6749 2.3.1): ':' '%' '+' '&' ' ' '=' and non-ASCII.
+SPECIAL_SECRET="tw:50%41 +&=é-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 8)"
+
+hydra_create basic --name "Billing Worker" --grant-type client_credentials \
+  --token-endpoint-auth-method client_secret_basic --scope "$SCOPES" --audience "$AUDIENCE"
+hydra_create post --name "Billing Worker (post)" --grant-type client_credentials \
+  --token-endpoint-auth-method client_secret_post --scope "$SCOPES" --audience "$AUDIENCE"
+hydra_create jwt --name "Billing Worker (JWT)" --grant-type client_credentials \
+  --token-endpoint-auth-method client_secret_basic --scope "$SCOPES" --audience "$AUDIENCE" \
+  --access-token-strategy jwt
+hydra_create special_secret --name "Billing Worker (chosen secret)" --grant-type client_credentials \
+  --token-endpoint-auth-method client_secret_basic --scope "$SCOPES" --audience "$AUDIENCE" \
+  --secret "$SPECIAL_SECRET"
+# The CLI has no flag for per-client token lifespans; `--file` takes a whole
+# client document, which may carry them.
+jq -n --arg scope "$SCOPES" --arg aud "$AUDIENCE" --arg ttl "${SHORT_TTL}s" '{
+  client_name: "Billing Worker (short TTL)",
+  grant_types: ["client_credentials"],
+  token_endpoint_auth_method: "client_secret_basic",
+  scope: $scope,
+  audience: [$aud],
+  client_credentials_grant_access_token_lifespan: $ttl
+}' >"$RUN_DIR/hydra-short-ttl-client.json"
+hydra_create short_ttl --file "$RUN_DIR/hydra-short-ttl-client.json"
+
+# Hydra generates its JWT access-token signing key lazily, on the first JWT
+# token (RSA-4096: seconds on a busy machine). Issue one now, with the CLI,
+# so tests neither pay that nor find an empty JWKS.
+timeout 60 "$HYDRA_BIN" perform client-credentials --endpoint "$HYDRA_PUBLIC_URL" \
+  --client-id "$(jq -r .client_id "$RUN_DIR/hydra-client-jwt.json")" \
+  --client-secret "$(jq -r .client_secret "$RUN_DIR/hydra-client-jwt.json")" \
+  --audience "$AUDIENCE" --format json >/dev/null 2>>"$RUN_DIR/hydra-cli.log" ||
+  die "warming up Hydra's JWT signing key failed"
+
+# --------------------------------------------------------------------------
+# oidc-provider
+# --------------------------------------------------------------------------
+OIDC_DIR=$HERE/oidc-provider
+ensure_node_modules() {
+  local want have lockdir
+  want=$(sha256sum "$OIDC_DIR/package-lock.json" | cut -d' ' -f1)
+  have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
+  [[ $want == "$have" ]] && return 0
+  lockdir=${TOKENWELL_CACHE:-$HERE/../../../.cache}
+  mkdir -p "$lockdir"
+  (
+    flock 8
+    have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
+    [[ $want == "$have" ]] && exit 0
+    log "npm ci in $OIDC_DIR"
+    cd "$OIDC_DIR"
+    timeout 300 npm ci --no-audit --no-fund --loglevel=error >&2
+    echo "$want" >node_modules/.tokenwell-lock-sha256
+  ) 8>"$lockdir/oidc-provider-npm.lock"
+}
+ensure_node_modules || die "npm ci for oidc-provider failed"
+
+t0=$SECONDS
+OIDC_READY=$RUN_DIR/oidc-provider.json
+OIDC_LOG=$RUN_DIR/oidc-provider.log
+OIDC_PORT=0 \
+  OIDC_READY_FILE="$OIDC_READY" \
+  OIDC_ACCESS_TOKEN_TTL="$OIDC_TTL" \
+  OIDC_SHORT_TTL="$SHORT_TTL" \
+  OIDC_AUDIENCE="$AUDIENCE" \
+  OIDC_PARENT_PID=$$ \
+  node "$OIDC_DIR/server.mjs" </dev/null >"$OIDC_LOG" 2>&1 &
+OIDC_PID=$!
+register_pid "$OIDC_PID"
+deadline=$((SECONDS + READY_TIMEOUT))
+until [[ -s $OIDC_READY ]]; do
+  kill -0 "$OIDC_PID" 2>/dev/null || die "oidc-provider exited during startup"
+  ((SECONDS < deadline)) || die "oidc-provider wrote no ready file within ${READY_TIMEOUT}s"
+  sleep 0.1
+done
+OIDC_ISSUER=$(jq -r .issuer "$OIDC_READY")
+OIDC_PORT=${OIDC_ISSUER##*:}
+wait_ready oidc-provider "$OIDC_PID" "$OIDC_PORT" "$OIDC_ISSUER/.well-known/openid-configuration" ||
+  die "oidc-provider did not become ready"
+log "oidc-provider ready in $((SECONDS - t0))s: $OIDC_ISSUER"
+
+# --------------------------------------------------------------------------
+# servers.json
+# --------------------------------------------------------------------------
+SERVERS_JSON=$RUN_DIR/servers.json
+hydra_client_json() { # ROLE FORMAT TTL_SECONDS
+  jq --arg fmt "$2" --argjson ttl "$3" '{
+    client_id, client_secret, name: .client_name,
+    auth_method: .token_endpoint_auth_method,
+    scopes: (.scope | split(" ")),
+    audience,
+    access_token_format: $fmt,
+    access_token_ttl_seconds: $ttl
+  }' "$RUN_DIR/hydra-client-$1.json"
+}
+jq -n \
+  --arg run_dir "$RUN_DIR" \
+  --arg hydra_version "$HYDRA_VERSION" \
+  --arg hydra_bin "$HYDRA_BIN" \
+  --argjson hydra_pid "$HYDRA_PID" \
+  --arg hydra_log "$HYDRA_LOG" \
+  --arg pub "$HYDRA_PUBLIC_URL" \
+  --arg adm "$HYDRA_ADMIN_URL" \
+  --arg aud "$AUDIENCE" \
+  --argjson hydra_ttl "$HYDRA_TTL" \
+  --argjson basic "$(hydra_client_json basic opaque "$HYDRA_TTL")" \
+  --argjson post "$(hydra_client_json post opaque "$HYDRA_TTL")" \
+  --argjson jwt "$(hydra_client_json jwt jwt "$HYDRA_TTL")" \
+  --argjson special "$(hydra_client_json special_secret opaque "$HYDRA_TTL")" \
+  --argjson short "$(hydra_client_json short_ttl opaque "$SHORT_TTL")" \
+  --arg oidc_log "$OIDC_LOG" \
+  --slurpfile oidc "$OIDC_READY" \
+  '{
+    schema_version: 1,
+    run_dir: $run_dir,
+    hydra: {
+      version: $hydra_version,
+      bin: $hydra_bin,
+      pid: $hydra_pid,
+      log: $hydra_log,
+      issuer: $pub,
+      public_url: $pub,
+      admin_url: $adm,
+      token_url: ($pub + "/oauth2/token"),
+      introspection_url: ($adm + "/admin/oauth2/introspect"),
+      revocation_url: ($pub + "/oauth2/revoke"),
+      jwks_url: ($pub + "/.well-known/jwks.json"),
+      discovery_url: ($pub + "/.well-known/openid-configuration"),
+      access_token_ttl_seconds: $hydra_ttl,
+      audience_parameter: "audience",
+      default_audience: null,
+      clients: {basic: $basic, post: $post, jwt: $jwt, special_secret: $special, short_ttl: $short}
+    },
+    oidc_provider: ($oidc[0] + {log: $oidc_log})
+  }' >"$SERVERS_JSON.tmp"
+mv "$SERVERS_JSON.tmp" "$SERVERS_JSON"
+
+export TOKENWELL_SERVERS=$SERVERS_JSON
+export HYDRA_BIN HYDRA_ADMIN_URL HYDRA_PUBLIC_URL HYDRA_TOKEN_URL
+export OIDC_PROVIDER_ISSUER=$OIDC_ISSUER
+export OIDC_PROVIDER_TOKEN_URL
+OIDC_PROVIDER_TOKEN_URL=$(jq -r .token_url "$OIDC_READY")
+
+# --------------------------------------------------------------------------
+# Run CMD
+# --------------------------------------------------------------------------
+log "servers ready; TOKENWELL_SERVERS=$SERVERS_JSON; running: $*"
+# In the background (with our stdin) so that a TERM sent to this script is
+# handled at once (bash defers traps while a foreground child runs).
+CMD_RAN=1
+"$@" <&0 &
+CMD_PID=$!
+rc=0
+wait "$CMD_PID" || rc=$?
+CMD_PID=
+if ((rc != 0)); then
+  log "command exited with status $rc; tails of the server logs follow"
+  print_logs 40
+fi
+exit "$rc"

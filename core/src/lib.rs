@@ -40,6 +40,7 @@
 
 mod cache;
 mod config;
+mod env;
 mod error;
 mod event;
 mod request;
@@ -51,6 +52,7 @@ pub mod blocking;
 
 pub use cache::{CacheState, InvalidateOutcome, Poll, Token, TokenCache, TransportErrorKind};
 pub use config::{AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
+pub use env::{options_from_env, parse_secret_file, EnvConfig};
 pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
 pub use event::{Event, EventKind, RefreshReason};
 pub use request::{basic_authorization, build_token_request, form_urlencode, FetchId, HttpRequest, TokenRequest};

@@ -417,6 +417,7 @@ log "servers ready; TOKENWELL_SERVERS=$SERVERS_JSON; running: $*"
 CMD_RAN=1
 "$@" <&0 &
 CMD_PID=$!
+echo "$CMD_PID" >>"$RUN_DIR/pids" # the watchdog stops CMD too
 rc=0
 wait "$CMD_PID" || rc=$?
 CMD_PID=

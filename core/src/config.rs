@@ -105,7 +105,7 @@ pub struct ConfigOptions {
     #[serde(alias = "client_secrets")]
     pub client_secret: Option<SecretOrSecrets>,
     /// `client_secret_basic` (default) or `client_secret_post`.
-    pub auth_method: Option<AuthMethod>,
+    pub auth_method: Option<String>,
     /// Scopes: a space-separated string or a list.
     pub scope: Option<ListOrString>,
     /// Audiences: a string (one audience, or several separated by spaces) or a list.
@@ -242,6 +242,7 @@ impl Config {
     /// Validates host-supplied options.
     pub fn from_options(options: ConfigOptions) -> Result<Self, ConfigError> {
         let policy = build_policy(&options)?;
+        let auth_method = options.auth_method.as_deref().map(AuthMethod::parse).transpose()?.unwrap_or_default();
         let allow_insecure_http = options.allow_insecure_http.unwrap_or(false);
         let token_url = validate_token_url(options.token_url.as_deref(), allow_insecure_http)?;
 
@@ -287,16 +288,7 @@ impl Config {
             }
         }
 
-        Ok(Self {
-            token_url,
-            client_id,
-            secrets,
-            auth_method: options.auth_method.unwrap_or_default(),
-            scopes,
-            audiences,
-            extra_params,
-            policy,
-        })
+        Ok(Self { token_url, client_id, secrets, auth_method, scopes, audiences, extra_params, policy })
     }
 
     /// Parses and validates options from JSON (the format of the conformance scenarios).

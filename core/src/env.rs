@@ -76,7 +76,10 @@ pub fn options_from_env(prefix: &str, get: &dyn Fn(&str) -> Option<String>) -> R
 
     let auth_method = match read("AUTH_METHOD") {
         None => None,
-        Some(m) => Some(AuthMethod::parse(&m).map_err(|e| ConfigError::new(name("AUTH_METHOD"), e.problem))?),
+        Some(m) => {
+            AuthMethod::parse(&m).map_err(|e| ConfigError::new(name("AUTH_METHOD"), e.problem))?;
+            Some(m)
+        }
     };
 
     Ok(EnvConfig {

@@ -1,0 +1,947 @@
+#!/usr/bin/env python3
+"""Writes tests/conformance/scenarios/*.json: the timelines every host replays.
+
+Expected values are computed here independently of the engine (form encoding,
+Basic credentials, lifetimes, margins, backoff steps, the snapshot
+fingerprint and the SplitMix64 jitter are re-implemented in a few lines of
+Python), so a scenario checks the engine against the specification, not
+against itself.
+
+    python3 tests/conformance/generate.py          # rewrite the files
+    python3 tests/conformance/generate.py --check  # fail if they are stale
+"""
+
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "scenarios"
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+URL = "https://auth.example/oauth2/token"
+CID = "billing-worker"
+SECRET = "s3cr3t-value"
+HOLD = 300_000
+DEADLINE = 11_000  # request_timeout_ms + 1 s grace
+
+SCENARIOS = []
+
+
+# ---- independent re-implementations of the specification ------------------------
+
+
+def form(value: str) -> str:
+    """application/x-www-form-urlencoded serializer (WHATWG / RFC 6749 Appendix B)."""
+    out = []
+    for b in value.encode("utf-8"):
+        c = chr(b)
+        if c.isascii() and (c.isalnum() or c in "*-._"):
+            out.append(c)
+        elif c == " ":
+            out.append("+")
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def basic(cid: str, secret: str) -> str:
+    raw = f"{form(cid)}:{form(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def headers(cid=CID, secret=SECRET, method="basic"):
+    h = [["Content-Type", "application/x-www-form-urlencoded"], ["Accept", "application/json"]]
+    if method == "basic":
+        h.append(["Authorization", basic(cid, secret)])
+    return h
+
+
+def body(scope=(), audience=(), extra=(), post=None):
+    parts = ["grant_type=client_credentials"]
+    if scope:
+        parts.append("scope=" + form(" ".join(scope)))
+    parts += ["audience=" + form(a) for a in audience]
+    parts += [form(k) + "=" + form(v) for k, v in extra]
+    if post:
+        parts += ["client_id=" + form(post[0]), "client_secret=" + form(post[1])]
+    return "&".join(parts)
+
+
+def times(received, lifetime, margin_cfg=30_000, ahead=0.75):
+    margin = min(margin_cfg, lifetime // 2)
+    expires = received + lifetime
+    usable = expires - margin
+    refresh = received + int((usable - received) * ahead)
+    refresh = max(min(refresh, usable - 1), received)
+    return {"received_at": received, "expires_at": expires, "usable_until": usable, "refresh_at": refresh}
+
+
+def fingerprint(url, cid, scopes=(), audiences=()):
+    h = hashlib.sha256()
+    for part in ["tokenwell-fingerprint-v1", url, cid, " ".join(sorted(set(scopes))), "\x1f".join(sorted(set(audiences)))]:
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+class SplitMix64:
+    def __init__(self, seed):
+        self.state = seed & 0xFFFFFFFFFFFFFFFF
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        return z ^ (z >> 31)
+
+    def unit(self):
+        return (self.next() >> 11) / float(1 << 53)
+
+
+def jwt(claims):
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    return f"{enc({'alg': 'RS256', 'typ': 'JWT'})}.{enc(claims)}.c2lnbmF0dXJl"
+
+
+# ---- scenario building ------------------------------------------------------------
+
+
+def config(**overrides):
+    c = {
+        "token_url": URL,
+        "client_id": CID,
+        "client_secret": SECRET,
+        "refresh_ahead_jitter": 0,
+        "backoff_jitter": False,
+    }
+    c.update(overrides)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def scenario(name, description, covers, cfg, steps, entropy=0):
+    SCENARIOS.append(
+        {"name": name, "description": description, "covers": covers, "entropy": entropy, "config": cfg, "steps": steps}
+    )
+
+
+def config_error(name, description, cfg, field):
+    SCENARIOS.append(
+        {"name": name, "description": description, "covers": ["configuration"], "config": cfg,
+         "expect_config_error": {"field": field}}
+    )
+
+
+def poll(at, **expect):
+    return {"do": "poll", "at": at, "expect": expect}
+
+
+def send(at, fetch_id, **request):
+    return poll(at, result="send", request={"fetch_id": fetch_id, **request})
+
+
+def ok_body(token="at-1", expires_in=3600, token_type="Bearer", **more):
+    d = {"access_token": token, "token_type": token_type}
+    if expires_in is not None:
+        d["expires_in"] = expires_in
+    d.update(more)
+    return json.dumps(d)
+
+
+def respond(at, fetch_id, status=200, body_text=None, hdrs=None, **expect):
+    step = {"do": "respond", "at": at, "fetch_id": fetch_id, "status": status,
+            "headers": hdrs or [["Content-Type", "application/json"]],
+            "body": ok_body() if body_text is None else body_text}
+    if expect:
+        step["expect"] = expect
+    return step
+
+
+def got(at, fetch_id, token="at-1", lifetime=3_600_000, body_text=None, **token_fields):
+    text = body_text if body_text is not None else ok_body(token, lifetime // 1000)
+    return respond(at, fetch_id, 200, text, result="token",
+                   token={"access_token": token, **times(at, lifetime), **token_fields})
+
+
+def err(kind, **fields):
+    return {"result": "error", "error": {"kind": kind, **fields}}
+
+
+def fail(at, kind, **fields):
+    return poll(at, result="fail", error={"kind": kind, **fields})
+
+
+def ready(at, token="at-1"):
+    return poll(at, result="ready", token={"access_token": token})
+
+
+def wakeup(at):
+    return {"do": "next_wakeup", "expect": {"at": at}}
+
+
+def events(*evs):
+    return {"do": "events", "expect": {"events": list(evs)}}
+
+
+def drain():
+    return {"do": "events"}
+
+
+def backoff(n, initial=1000, maximum=60_000, minimum=100):
+    return max(min(maximum, initial * 2 ** (n - 1)), minimum)
+
+
+# ---- 1. request building --------------------------------------------------------------
+
+T = T0
+scenario(
+    "request-basic-exact",
+    "The first poll asks for a client_secret_basic request with exact headers and body; the answer is served.",
+    ["request building", "client_secret_basic", "scope"],
+    config(scope=["billing:read", "billing:write"]),
+    [
+        poll(T, result="send", request={
+            "fetch_id": 1, "method": "POST", "url": URL, "headers": headers(),
+            "body": body(scope=["billing:read", "billing:write"]), "timeout_ms": 10_000}),
+        got(T + 40, 1, token_type="Bearer", scope=["billing:read", "billing:write"], lifetime_source="expires_in"),
+        ready(T + 1000),
+    ],
+)
+
+scenario(
+    "request-post-exact",
+    "client_secret_post puts client_id and client_secret, form-encoded, at the end of the body and sends no Authorization.",
+    ["request building", "client_secret_post"],
+    config(auth_method="client_secret_post", scope="billing:read"),
+    [
+        send(T, 1, headers=headers(method="post"),
+             body=body(scope=["billing:read"], post=(CID, SECRET))),
+    ],
+)
+
+scenario(
+    "request-scope-encoding",
+    "Scopes are space-joined and the joined value is form-encoded (space as +, : / as %XX).",
+    ["request building", "scope"],
+    config(scope=["billing:read", "https://api.example/x", "a~b"]),
+    [send(T, 1, body="grant_type=client_credentials&scope=billing%3Aread+https%3A%2F%2Fapi.example%2Fx+a%7Eb")],
+)
+
+scenario(
+    "request-audiences-one-parameter-each",
+    "Each audience is its own form parameter, in order.",
+    ["request building", "audiences"],
+    config(audience=["https://api.one.example", "https://api.two.example/v1"]),
+    [send(T, 1, body=body(audience=["https://api.one.example", "https://api.two.example/v1"]))],
+)
+
+scenario(
+    "request-scope-string-form",
+    "A scope given as one space-separated string is split into tokens.",
+    ["request building", "scope"],
+    config(scope="  billing:read   billing:write ", audience="https://api.example"),
+    [send(T, 1, body=body(scope=["billing:read", "billing:write"], audience=["https://api.example"]))],
+)
+
+scenario(
+    "request-extra-params",
+    "Extra parameters follow scope and audience, form-encoded.",
+    ["request building", "extra parameters"],
+    config(scope="s", audience=["aud"], extra_params=[["resource", "https://r.example/a b"], ["tenant", "é&="]]),
+    [send(T, 1, body=body(scope=["s"], audience=["aud"], extra=[("resource", "https://r.example/a b"), ("tenant", "é&=")]))],
+)
+
+SPECIAL_SECRET = "p@ss: %+&= é/"
+SPECIAL_ID = "svc:billing+1"
+scenario(
+    "request-basic-special-characters",
+    "RFC 6749 §2.3.1: id and secret with : % + & space = é are form-encoded before base64.",
+    ["request building", "client_secret_basic", "special characters"],
+    config(client_id=SPECIAL_ID, client_secret=SPECIAL_SECRET),
+    [send(T, 1, headers=headers(cid=SPECIAL_ID, secret=SPECIAL_SECRET))],
+)
+
+scenario(
+    "request-post-special-characters",
+    "client_secret_post form-encodes the same characters in the body.",
+    ["request building", "client_secret_post", "special characters"],
+    config(client_id=SPECIAL_ID, client_secret=SPECIAL_SECRET, auth_method="client_secret_post"),
+    [send(T, 1, body=body(post=(SPECIAL_ID, SPECIAL_SECRET)))],
+)
+
+scenario(
+    "request-minimal-body",
+    "Without scope or audience the body is only the grant type.",
+    ["request building"],
+    config(),
+    [send(T, 1, body="grant_type=client_credentials", url=URL, method="POST")],
+)
+
+scenario(
+    "request-loopback-http-allowed",
+    "Plain http is accepted for a loopback token endpoint (local Hydra).",
+    ["configuration"],
+    config(token_url="http://127.0.0.1:4444/oauth2/token"),
+    [send(T, 1, url="http://127.0.0.1:4444/oauth2/token")],
+)
+
+scenario(
+    "request-insecure-http-explicitly-allowed",
+    "A non-loopback http endpoint is accepted only with allow_insecure_http.",
+    ["configuration"],
+    config(token_url="http://hydra.internal:4444/oauth2/token", allow_insecure_http=True),
+    [send(T, 1, url="http://hydra.internal:4444/oauth2/token")],
+)
+
+# ---- 2. configuration errors ------------------------------------------------------------
+
+config_error("config-missing-token-url", "token_url is required.", config(token_url=None), "token_url")
+config_error("config-bad-url", "token_url must be a URL.", config(token_url="hydra/oauth2/token"), "token_url")
+config_error("config-http-not-loopback", "http to a remote host is refused.",
+             config(token_url="http://auth.example/oauth2/token"), "token_url")
+config_error("config-url-with-credentials", "Credentials in the URL are refused (and not echoed).",
+             config(token_url="https://user:pw@auth.example/t"), "token_url")
+config_error("config-empty-client-id", "client_id must not be empty.", config(client_id=""), "client_id")
+config_error("config-no-secret", "A secret is required.", config(client_secret=None), "client_secret")
+config_error("config-empty-secret-in-list", "Every secret must be non-empty.", config(client_secret=["a", ""]),
+             "client_secret[1]")
+config_error("config-empty-scope-token", "An empty scope token is refused.", config(scope=["billing:read", ""]),
+             "scope[1]")
+config_error("config-scope-with-space", "A list element holding a space is not one scope token.",
+             config(scope=["billing:read billing:write"]), "scope[0]")
+config_error("config-bad-auth-method", "auth_method is one of two names.", config(auth_method="basic"), "auth_method")
+config_error("config-unknown-option", "Unknown options are refused by name.", config(refresh_margin=5), "refresh_margin")
+config_error("config-reserved-extra-param", "extra_params cannot override grant_type.",
+             config(extra_params=[["grant_type", "password"]]), "extra_params")
+config_error("config-empty-audience", "An empty audience is refused.", config(audience=["a", " "]), "audience[1]")
+
+# ---- 3. response parsing and lifetimes ---------------------------------------------------
+
+def lifetime_scenario(name, description, expires_json, lifetime, source="expires_in", **cfg):
+    text = '{"access_token":"at-1","token_type":"Bearer"%s}' % (
+        "" if expires_json is None else ',"expires_in":' + expires_json)
+    scenario(name, description, ["response parsing", "lifetime"], config(**cfg), [
+        poll(T, result="send"),
+        respond(T + 100, 1, 200, text, result="token",
+                token={"access_token": "at-1", "lifetime_source": source, **times(T + 100, lifetime)}),
+        {"do": "events"},
+    ])
+
+
+lifetime_scenario("lifetime-expires-in-number", "expires_in 3600 → one hour.", "3600", 3_600_000)
+lifetime_scenario("lifetime-expires-in-string", "expires_in \"3600\" (a string) is read as a number.", '"3600"', 3_600_000)
+lifetime_scenario("lifetime-expires-in-missing", "No expires_in and no JWT: the default lifetime (5 min).", None, 300_000,
+                  "default")
+lifetime_scenario("lifetime-expires-in-missing-custom-default", "The default lifetime is configurable.", None, 120_000,
+                  "default", default_lifetime_ms=120_000)
+lifetime_scenario("lifetime-expires-in-zero", "expires_in 0 is raised to the minimum lifetime (1 s).", "0", 1_000)
+lifetime_scenario("lifetime-expires-in-negative", "expires_in -5 is raised to the minimum lifetime.", "-5", 1_000)
+lifetime_scenario("lifetime-expires-in-fractional", "expires_in 1.5 is 1500 ms.", "1.5", 1_500)
+lifetime_scenario("lifetime-expires-in-absurd", "expires_in 10^12 is lowered to the maximum (24 h).", "1000000000000",
+                  86_400_000)
+lifetime_scenario("lifetime-expires-in-not-numeric", "A non-numeric expires_in is treated as absent.", '"soon"', 300_000,
+                  "default")
+lifetime_scenario("lifetime-expires-in-null", "expires_in null is treated as absent.", "null", 300_000, "default")
+
+JWT_EXP = (T0 + 100) // 1000 + 600
+JWT_TOKEN = jwt({"sub": CID, "exp": JWT_EXP, "iat": T0 // 1000})
+scenario("lifetime-jwt-exp-fallback", "No expires_in, but the token is a JWT: its exp claim sets the expiry.",
+         ["response parsing", "lifetime", "jwt"], config(), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, json.dumps({"access_token": JWT_TOKEN, "token_type": "bearer"}), result="token",
+                     token={"lifetime_source": "jwt_exp", **times(T + 100, JWT_EXP * 1000 - (T + 100))}),
+         ])
+scenario("lifetime-expires-in-wins-over-jwt", "When both are present, expires_in is used.",
+         ["response parsing", "lifetime", "jwt"], config(), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, json.dumps({"access_token": JWT_TOKEN, "token_type": "Bearer", "expires_in": 60}),
+                     result="token", token={"lifetime_source": "expires_in", **times(T + 100, 60_000)}),
+         ])
+
+
+def token_type_scenario(name, description, token_type_json, ok):
+    text = '{"access_token":"at-1","expires_in":3600%s}' % (
+        "" if token_type_json is None else ',"token_type":' + token_type_json)
+    expect = {"result": "token", "token": {"token_type": "Bearer"}} if ok else err(
+        "malformed_response", fault="malformed_response", retryable=True, status=200, retry_at=T + 100 + 1000)
+    scenario(name, description, ["response parsing", "token_type"], config(), [
+        poll(T, result="send"), {**respond(T + 100, 1, 200, text), "expect": expect}])
+
+
+token_type_scenario("token-type-bearer", "token_type Bearer is accepted.", '"Bearer"', True)
+token_type_scenario("token-type-lowercase", "token_type is compared case-insensitively.", '"bearer"', True)
+token_type_scenario("token-type-missing", "A missing token_type is taken as Bearer.", None, True)
+token_type_scenario("token-type-mac", "token_type mac is refused with a clear, retryable error.", '"mac"', False)
+
+
+def malformed_scenario(name, description, status, text, kind, hdrs=None, contains=None):
+    expect = err(kind, status=status, retry_at=T + 100 + 1000, retryable=True)
+    scenario(name, description, ["response parsing", "errors"], config(), [
+        poll(T, result="send"),
+        {**respond(T + 100, 1, status, text, hdrs or [["Content-Type", "text/html"]]), "expect": expect},
+        fail(T + 200, kind, retry_at=T + 1100, status=status),
+        send(T + 1100, 2),
+    ])
+
+
+malformed_scenario("response-html-502", "An HTML 502 from a proxy is a server error: retried with backoff.", 502,
+                   "<html><body><h1>502 Bad Gateway</h1></body></html>", "server_error")
+malformed_scenario("response-html-200", "An HTML page with 200 (a captive proxy) is a malformed response.", 200,
+                   "<!DOCTYPE html><html><body>Sign in</body></html>", "malformed_response")
+malformed_scenario("response-empty-body", "An empty 200 body is malformed.", 200, "", "malformed_response",
+                   hdrs=[["Content-Type", "application/json"]])
+malformed_scenario("response-invalid-json", "Invalid JSON is malformed.", 200, '{"access_token": "at-1",',
+                   "malformed_response", hdrs=[["Content-Type", "application/json"]])
+malformed_scenario("response-missing-access-token", "A JSON object without access_token is malformed.", 200,
+                   '{"token_type":"Bearer","expires_in":3600}', "malformed_response",
+                   hdrs=[["Content-Type", "application/json"]])
+malformed_scenario("response-not-found", "A 404 without an OAuth error body is reported as malformed (wrong URL?).", 404,
+                   "404 page not found", "malformed_response", hdrs=[["Content-Type", "text/plain"]])
+malformed_scenario("response-redirect", "Redirects are not followed: a 302 is malformed.", 302, "", "malformed_response",
+                   hdrs=[["Location", "https://elsewhere.example/"]])
+
+scenario("response-error-body-with-200", "A 200 carrying an RFC 6749 error object is that error, not a token.",
+         ["response parsing", "errors"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 100, 1, 200, '{"error":"temporarily_unavailable","error_description":"try later"}'),
+              "expect": err("temporarily_unavailable", status=200, oauth_error="temporarily_unavailable",
+                            description="try later", retryable=True, retry_at=T + 1100)},
+         ])
+
+scenario("response-body-too-large", "A body over max_response_bytes is refused before parsing.",
+         ["response parsing", "body size limit"], config(max_response_bytes=128), [
+             poll(T, result="send"),
+             {**respond(T + 100, 1, 200, ok_body("a" * 200)),
+              "expect": err("malformed_response", description="response body is larger than 128 bytes")},
+         ])
+
+scenario("response-granted-scope", "The scope the server grants is the token's scope.",
+         ["response parsing", "scope"], config(scope="billing:read billing:write"), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, ok_body(scope="billing:read"), result="token",
+                     token={"scope": ["billing:read"]}),
+         ])
+
+scenario("response-binary-body", "Non-UTF-8 bytes are a malformed response, never a crash.",
+         ["response parsing", "errors"], config(), [
+             poll(T, result="send"),
+             {"do": "respond", "at": T + 100, "fetch_id": 1, "status": 200, "headers": [],
+              "body_base64": base64.b64encode(bytes(range(256))).decode(),
+              "expect": err("malformed_response", retryable=True)},
+         ])
+
+# ---- 4. the cache: single flight, refresh ahead, margin -----------------------------------
+
+tt = times(T + 50, 3_600_000)
+scenario("single-flight", "While a fetch is in flight every poll waits for it; nothing else is sent.",
+         ["single flight"], config(), [
+             poll(T, result="send", request={"fetch_id": 1}),
+             poll(T + 1, result="wait", fetch_id=1),
+             poll(T + 2, result="wait", fetch_id=1),
+             wakeup(T + DEADLINE),
+             got(T + 50, 1),
+             ready(T + 60),
+             wakeup(tt["refresh_at"]),
+         ])
+
+scenario("refresh-ahead", "Past the refresh point the token is served and one background refresh is asked for.",
+         ["refresh ahead", "single flight"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             ready(tt["refresh_at"] - 1),
+             poll(tt["refresh_at"], result="ready_and_send", token={"access_token": "at-1"},
+                  request={"fetch_id": 2}),
+             ready(tt["refresh_at"] + 10),
+             wakeup(tt["refresh_at"] + DEADLINE),
+             drain(),
+             got(tt["refresh_at"] + 100, 2, token="at-2"),
+             ready(tt["refresh_at"] + 200, token="at-2"),
+             events({"type": "token_acquired", "fetch_id": 2, "secret_index": 0, "actor_type": "client",
+                     "actor_id": CID, "at": tt["refresh_at"] + 100}),
+         ])
+
+scenario("expired-token-refetched", "A token past its margin is never served; the next poll fetches (reason expired).",
+         ["refresh margin", "expiry"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             drain(),
+             poll(tt["usable_until"], result="send", request={"fetch_id": 2}),
+             events({"type": "refresh_started", "reason": "expired", "fetch_id": 2}),
+         ])
+
+scenario("margin-never-served", "The token is served 1 ms before expires_at - margin and not at it.",
+         ["refresh margin"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             poll(tt["usable_until"] - 1, result="ready_and_send", request={"fetch_id": 2}),
+             poll(tt["usable_until"], result="wait", fetch_id=2),
+         ])
+
+scenario("margin-custom", "refresh_margin_ms is configurable.", ["refresh margin"],
+         config(refresh_margin_ms=120_000), [
+             poll(T, result="send"),
+             respond(T, 1, 200, ok_body(), result="token", token=times(T, 3_600_000, margin_cfg=120_000)),
+         ])
+
+five = [poll(T, result="send"), got(T, 1, token="t1", lifetime=5000)]
+clock = T
+fid = 1
+for n in range(2, 8):
+    tm = times(clock, 5000)
+    five += [ready(tm["refresh_at"] - 1, token=f"t{n - 1}"),
+             poll(tm["refresh_at"], result="ready_and_send", token={"access_token": f"t{n - 1}"},
+                  request={"fetch_id": n}),
+             ready(tm["refresh_at"] + 300, token=f"t{n - 1}"),
+             got(tm["refresh_at"] + 400, n, token=f"t{n}", lifetime=5000)]
+    clock = tm["refresh_at"] + 400
+scenario("five-second-tokens", "5-second tokens: margin capped at half the lifetime (2.5 s); refreshes ahead "
+         "keep callers served without waiting.", ["refresh margin", "refresh ahead", "5-second tokens"],
+         config(), five)
+
+scenario("next-wakeup-table", "next_wakeup is the earliest deadline: none, the fetch deadline, the refresh point, "
+         "the retry time.", ["next wakeup", "deadlines"], config(), [
+             wakeup(None),
+             poll(T, result="send"),
+             wakeup(T + DEADLINE),
+             got(T + 50, 1),
+             wakeup(tt["refresh_at"]),
+             poll(tt["refresh_at"], result="ready_and_send"),
+             wakeup(tt["refresh_at"] + DEADLINE),
+             respond(tt["refresh_at"] + 10, 2, 503, "", result="error"),
+             wakeup(tt["refresh_at"] + 10 + 1000),
+         ])
+
+scenario("abandoned-fetch", "A fetch never reported is abandoned at its deadline as a timeout; a late answer is stale.",
+         ["single flight", "timeouts"], config(), [
+             poll(T, result="send"),
+             fail(T + DEADLINE, "timeout", retry_at=T + DEADLINE + 1000),
+             send(T + DEADLINE + 1000, 2),
+             {**respond(T + DEADLINE + 1001, 1), "expect": err("stale_fetch", fault="host", retryable=False)},
+             got(T + DEADLINE + 1002, 2),
+         ])
+
+scenario("stale-fetch-id", "An outcome for an unknown fetch id is a typed error and changes nothing.",
+         ["host errors"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 1, 99), "expect": err("stale_fetch")},
+             poll(T + 2, result="wait", fetch_id=1),
+         ])
+
+# ---- 5. outages, backoff, Retry-After -------------------------------------------------------
+
+rt = tt["refresh_at"]
+scenario("outage-during-refresh-ahead", "A 503 during refresh-ahead: the valid token keeps being served, the retry "
+         "waits for backoff, then another background refresh is asked.", ["outage", "backoff", "refresh ahead"],
+         config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             poll(rt, result="ready_and_send", request={"fetch_id": 2}),
+             {**respond(rt + 10, 2, 503, "Service Unavailable", [["Content-Type", "text/plain"]]),
+              "expect": err("server_error", status=503, retry_at=rt + 10 + 1000)},
+             ready(rt + 20),
+             ready(rt + 1009),
+             poll(rt + 1010, result="ready_and_send", request={"fetch_id": 3}),
+             respond(rt + 1020, 3, 503, "", result="error", error={"retry_at": rt + 1020 + 2000}),
+             ready(rt + 1030),
+         ])
+
+scenario("outage-no-token-fail-fast", "A 503 with no token: callers fail fast with the error and its retry time "
+         "until then; nothing is sent before retry_at.", ["outage", "fail fast", "backoff"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 503, '{"error":"server_error","error_description":"db down"}'),
+              "expect": err("server_error", retry_at=T + 1010, oauth_error="server_error", description="db down")},
+             fail(T + 20, "server_error", retry_at=T + 1010),
+             fail(T + 1009, "server_error", retry_at=T + 1010),
+             send(T + 1010, 2),
+         ])
+
+steps = [poll(T, result="send")]
+clock = T
+for n in range(1, 7):
+    clock += 10
+    steps.append(respond(clock, n, 500, "", result="error", error={"retry_at": clock + backoff(n)}))
+    clock += backoff(n)
+    steps.append(send(clock, n + 1))
+scenario("backoff-exponential", "Consecutive failures double the delay: 1 s, 2 s, 4 s, ... (jitter off).",
+         ["backoff"], config(), steps)
+
+steps = [poll(T, result="send")]
+clock = T
+for n in range(1, 7):
+    clock += 10
+    steps.append(respond(clock, n, 500, "", result="error",
+                         error={"retry_at": clock + backoff(n, maximum=5000)}))
+    clock += backoff(n, maximum=5000)
+    steps.append(send(clock, n + 1))
+scenario("backoff-capped", "The delay is capped at backoff_max_ms.", ["backoff"], config(backoff_max_ms=5000), steps)
+
+rng = SplitMix64(42)
+steps = [poll(T, result="send")]
+clock = T
+for n in range(1, 6):
+    clock += 10
+    ceiling = min(60_000, 1000 * 2 ** (n - 1))
+    delay = max(int(ceiling * rng.unit()), 100)
+    steps.append(respond(clock, n, 503, "", result="error", error={"retry_at": clock + delay}))
+    steps.append(fail(clock + delay - 1, "server_error"))
+    clock += delay
+    steps.append(send(clock, n + 1))
+scenario("backoff-full-jitter-seeded", "Full jitter: each delay is uniform in [0, step], from the host-given seed; "
+         "every language draws the same delays from the same seed.", ["backoff", "jitter"],
+         config(backoff_jitter=True), steps, entropy=42)
+
+scenario("backoff-reset-after-success", "A success resets the backoff sequence.", ["backoff"], config(), [
+    poll(T, result="send"),
+    respond(T + 10, 1, 500, "", result="error", error={"retry_at": T + 1010}),
+    send(T + 1010, 2),
+    respond(T + 1020, 2, 500, "", result="error", error={"retry_at": T + 3020}),
+    send(T + 3020, 3),
+    got(T + 3030, 3),
+    {"do": "invalidate", "at": T + 3040, "token": "at-1", "expect": {"result": "invalidated"}},
+    send(T + 3050, 4),
+    respond(T + 3060, 4, 500, "", result="error", error={"retry_at": T + 4060}),
+])
+
+scenario("retry-after-seconds", "429 with Retry-After: 7 → nothing is sent for 7 s.", ["Retry-After", "rate limit"],
+         config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 429, "", [["Retry-After", "7"]]),
+              "expect": err("rate_limited", status=429, retry_at=T + 7010, fault="authorization_server")},
+             fail(T + 7009, "rate_limited"),
+             send(T + 7010, 2),
+         ])
+
+scenario("retry-after-http-date", "Retry-After as an HTTP-date is honoured.", ["Retry-After", "rate limit"], config(), [
+    poll(T, result="send"),
+    {**respond(T + 10, 1, 503, "", [["Retry-After", "Tue, 14 Nov 2023 22:14:00 GMT"]]),
+     "expect": err("server_error", retry_at=T + 40_000)},
+    fail(T + 39_999, "server_error"),
+    send(T + 40_000, 2),
+])
+
+scenario("retry-after-shorter-than-backoff", "Retry-After: 0 does not undercut the backoff step.",
+         ["Retry-After", "backoff"], config(), [
+             poll(T, result="send"),
+             respond(T + 10, 1, 503, "", [["Retry-After", "0"]], result="error", error={"retry_at": T + 1010}),
+         ])
+
+scenario("retry-after-capped", "An absurd Retry-After is capped at max_retry_after_ms.", ["Retry-After"],
+         config(max_retry_after_ms=60_000), [
+             poll(T, result="send"),
+             respond(T + 10, 1, 429, "", [["Retry-After", "86400"]], result="error",
+                     error={"retry_at": T + 60_010}),
+         ])
+
+scenario("rate-limited-slow-down", "The slow_down error code is a rate limit.", ["errors", "rate limit"], config(), [
+    poll(T, result="send"),
+    {**respond(T + 10, 1, 400, '{"error":"slow_down"}'), "expect": err("rate_limited", oauth_error="slow_down")},
+])
+
+scenario("transport-timeout", "A timeout reported by the host is a retryable timeout error.", ["transport", "timeouts"],
+         config(), [
+             poll(T, result="send"),
+             {"do": "transport_error", "at": T + 10_000, "fetch_id": 1, "kind": "timeout", "message": "aborted",
+              "expect": err("timeout", fault="transport", retryable=True, retry_at=T + 11_000, status=None)},
+             fail(T + 10_500, "timeout"),
+         ])
+
+scenario("transport-connection-refused", "A refused connection is a transport error, retried with backoff.",
+         ["transport"], config(), [
+             poll(T, result="send"),
+             {"do": "transport_error", "at": T + 5, "fetch_id": 1, "kind": "connect",
+              "message": "connect ECONNREFUSED 127.0.0.1:4444",
+              "expect": err("transport", description="connect ECONNREFUSED 127.0.0.1:4444", retry_at=T + 1005)},
+             send(T + 1005, 2),
+         ])
+
+# ---- 6. configuration-class errors: holds ------------------------------------------------------
+
+
+def hold_scenario(name, description, status, text, kind, oauth_error, **cfg):
+    scenario(name, description, ["errors", "hold"], config(**cfg), [
+        poll(T, result="send"),
+        {**respond(T + 10, 1, status, text),
+         "expect": err(kind, retryable=False, retry_at=T + 10 + HOLD, status=status, oauth_error=oauth_error,
+                       fault="credentials" if kind == "invalid_client" else "configuration")},
+        fail(T + 20, kind, retry_at=T + 10 + HOLD),
+        fail(T + 10 + HOLD - 1, kind),
+        send(T + 10 + HOLD, 2),
+    ])
+
+
+hold_scenario("hold-invalid-scope", "invalid_scope is a configuration error: not retried until a long hold ends.", 400,
+              '{"error":"invalid_scope","error_description":"The requested scope is invalid, unknown, or malformed."}',
+              "invalid_scope", "invalid_scope", scope="billing:admin")
+hold_scenario("hold-audience-not-allowed", "Hydra answers a forbidden audience with invalid_request naming the "
+              "audience: classified invalid_target and held.", 400,
+              '{"error":"invalid_request","error_description":"Requested audience \'https://other\' has not been '
+              'whitelisted by the OAuth 2.0 Client."}', "invalid_target", "invalid_request",
+              audience=["https://other"])
+hold_scenario("hold-unauthorized-client", "unauthorized_client is held.", 400, '{"error":"unauthorized_client"}',
+              "unauthorized_client", "unauthorized_client")
+hold_scenario("hold-unsupported-grant-type", "unsupported_grant_type is held.", 400,
+              '{"error":"unsupported_grant_type"}', "unsupported_grant_type", "unsupported_grant_type")
+hold_scenario("hold-unknown-error-code", "An unknown error code in a 4xx is a rejection, held.", 403,
+              '{"error":"access_denied"}', "rejected", "access_denied")
+hold_scenario("hold-invalid-client-single-secret", "invalid_client with one secret is held (alert, rotate).", 401,
+              '{"error":"invalid_client","error_description":"Client authentication failed."}', "invalid_client",
+              "invalid_client")
+
+# ---- 7. secrets: fallback, rotation -----------------------------------------------------------------
+
+NEW, OLD = "new-secret:+1", "old-secret %2"
+scenario("secret-fallback-second-works", "invalid_client with the first secret: the second is tried at once and "
+         "remembered for later refreshes.", ["secret fallback", "rotation"], config(client_secret=[NEW, OLD]), [
+             send(T, 1, headers=headers(secret=NEW)),
+             {**respond(T + 10, 1, 401, '{"error":"invalid_client"}'),
+              "expect": err("invalid_client", retryable=True, retry_at=T + 10)},
+             events(
+                 {"type": "refresh_started", "fetch_id": 1, "secret_index": 0, "reason": "initial"},
+                 {"type": "refresh_failed", "fetch_id": 1, "error": {"kind": "invalid_client"}},
+                 {"type": "secret_fallback", "fetch_id": 1, "from_index": 0, "to_index": 1}),
+             send(T + 11, 2, headers=headers(secret=OLD)),
+             got(T + 20, 2),
+             poll(times(T + 20, 3_600_000)["refresh_at"], result="ready_and_send",
+                  request={"fetch_id": 3, "headers": headers(secret=OLD)}),
+         ])
+
+scenario("secret-fallback-all-refused", "Every secret refused: held, then the next round starts from the first.",
+         ["secret fallback", "hold"], config(client_secret=[NEW, OLD]), [
+             send(T, 1, headers=headers(secret=NEW)),
+             respond(T + 10, 1, 401, '{"error":"invalid_client"}', result="error"),
+             send(T + 11, 2, headers=headers(secret=OLD)),
+             {**respond(T + 20, 2, 401, '{"error":"invalid_client"}'),
+              "expect": err("invalid_client", retryable=False, retry_at=T + 20 + HOLD)},
+             fail(T + 30, "invalid_client"),
+             send(T + 20 + HOLD, 3, headers=headers(secret=NEW)),
+         ])
+
+scenario("secret-replace-lifts-hold", "A rotated secret (re-read from a mounted file) lifts the invalid_client hold "
+         "and is used at once.", ["rotation", "hold"], config(), [
+             poll(T, result="send"),
+             respond(T + 10, 1, 401, '{"error":"invalid_client"}', result="error"),
+             fail(T + 20, "invalid_client"),
+             {"do": "replace_secrets", "at": T + 30, "secrets": [NEW],
+              "expect": {"result": "replaced", "changed": True}},
+             send(T + 31, 2, headers=headers(secret=NEW)),
+             got(T + 40, 2),
+         ])
+
+scenario("secret-replace-same-is-noop", "Replacing with identical secrets changes nothing (a file touched, "
+         "not changed).", ["rotation"], config(client_secret=[NEW, OLD]), [
+             {"do": "replace_secrets", "at": T, "secrets": [NEW, OLD], "expect": {"result": "replaced", "changed": False}},
+             events(),
+         ])
+
+scenario("secret-replace-invalid", "Replacing with an empty list is refused by field, without echoing secrets.",
+         ["rotation", "configuration"], config(), [
+             {"do": "replace_secrets", "at": T, "secrets": [], "expect": {"result": "error",
+                                                                          "error": {"field": "client_secret"}}},
+             {"do": "replace_secrets", "at": T, "secrets": ["ok", ""],
+              "expect": {"result": "error", "error": {"field": "client_secret[1]"}}},
+         ])
+
+scenario("secret-replace-during-flight", "A fetch sent with a secret that was replaced meanwhile and refused is "
+         "retried at once with the new secret, without a hold.", ["rotation"], config(), [
+             send(T, 1, headers=headers()),
+             {"do": "replace_secrets", "at": T + 5, "secrets": [NEW], "expect": {"result": "replaced", "changed": True}},
+             {**respond(T + 10, 1, 401, '{"error":"invalid_client"}'),
+              "expect": err("invalid_client", retry_at=T + 10)},
+             send(T + 11, 2, headers=headers(secret=NEW)),
+         ])
+
+scenario("secret-rotation-with-token", "Rotation while a token is cached: the token keeps being served and the next "
+         "refresh uses the new secret.", ["rotation"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "replace_secrets", "at": T + 60, "secrets": [NEW, SECRET],
+              "expect": {"result": "replaced", "changed": True}},
+             ready(T + 70),
+             poll(tt["refresh_at"], result="ready_and_send", request={"headers": headers(secret=NEW)}),
+         ])
+
+# ---- 8. invalidate ---------------------------------------------------------------------------------
+
+scenario("invalidate-current-token", "An API 401 invalidates the token; the next poll refetches (reason invalidated).",
+         ["invalidate"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             drain(),
+             {"do": "invalidate", "at": T + 100, "token": "at-1", "expect": {"result": "invalidated"}},
+             send(T + 101, 2),
+             events({"type": "token_invalidated", "expires_at": T + 50 + 3_600_000},
+                    {"type": "refresh_started", "reason": "invalidated", "fetch_id": 2, "secret_index": 0}),
+         ])
+
+scenario("invalidate-not-current", "Invalidating a token that was already replaced does nothing.", ["invalidate"],
+         config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "invalidate", "at": T + 100, "token": "at-0", "expect": {"result": "not_current"}},
+             ready(T + 101),
+         ])
+
+scenario("invalidate-rate-limited", "A second invalidation within invalidate_min_interval_ms is ignored, so a "
+         "misconfigured API cannot cause a refresh loop.", ["invalidate", "rate limit"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "invalidate", "at": T + 100, "token": "at-1", "expect": {"result": "invalidated"}},
+             send(T + 101, 2),
+             got(T + 150, 2, token="at-2"),
+             {"do": "invalidate", "at": T + 200, "token": "at-2", "expect": {"result": "rate_limited"}},
+             ready(T + 201, token="at-2"),
+             {"do": "invalidate", "at": T + 10_100, "token": "at-2", "expect": {"result": "invalidated"}},
+             send(T + 10_101, 3),
+         ])
+
+# ---- 9. clock ---------------------------------------------------------------------------------------
+
+back = 3_600_000
+# The engine cannot know how much time passed between its last call (T + 50) and the
+# jump, so it assumes none: every stored instant moves back by (T + 50) - (T + 1000 - back).
+by = (T + 50) - (T + 1000 - back)
+shifted = {k: v - by for k, v in tt.items()}
+scenario("clock-backwards", "The host clock jumps back an hour: deadlines shift with it, so the token keeps its "
+         "remaining life instead of living an hour longer.", ["clock"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             drain(),
+             poll(T + 1000 - back, result="ready", token={"access_token": "at-1", **shifted}),
+             events({"type": "clock_went_backwards", "by_ms": by}),
+             wakeup(shifted["refresh_at"]),
+             poll(shifted["refresh_at"], result="ready_and_send"),
+         ])
+
+scenario("clock-backwards-during-backoff", "A clock jump back during backoff keeps the remaining delay instead of "
+         "blocking for the jump.", ["clock", "backoff"], config(), [
+             poll(T, result="send"),
+             respond(T + 10, 1, 503, "", result="error", error={"retry_at": T + 1010}),
+             fail(T + 500 - back, "server_error", retry_at=T + 1010 - (T + 10 - (T + 500 - back))),
+             send(T + 1010 - (T + 10 - (T + 500 - back)), 2),
+         ])
+
+# ---- 10. snapshots ---------------------------------------------------------------------------------
+
+FP = fingerprint(URL, CID, ["billing:read"], [])
+snap = {"version": 1, "fingerprint": FP, "access_token": "at-snap", "token_type": "Bearer", "scope": ["billing:read"],
+        "received_at": T - 600_000, "expires_at": T + 3_000_000}
+scenario("snapshot-export", "The cached token exports as JSON with a fingerprint of endpoint, client id, scopes and "
+         "audiences, and no secret.", ["snapshot"], config(scope="billing:read"), [
+             {"do": "export_snapshot", "at": T, "expect": {"result": "none"}},
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "export_snapshot", "at": T + 60, "forbid_substrings": [SECRET],
+              "expect": {"result": "snapshot", "snapshot": {
+                  "version": 1, "fingerprint": FP, "access_token": "at-1", "token_type": "Bearer",
+                  "scope": ["billing:read"], "received_at": T + 50, "expires_at": T + 50 + 3_600_000}}},
+         ])
+
+scenario("snapshot-import-reused", "A cron run imports the previous run's token and makes no request.",
+         ["snapshot"], config(scope="billing:read"), [
+             {"do": "import_snapshot", "at": T, "snapshot": snap, "expect": {"result": "imported"}},
+             poll(T + 1, result="ready", token={"access_token": "at-snap", "expires_at": T + 3_000_000}),
+             events({"type": "snapshot_imported", "expires_at": T + 3_000_000}),
+         ])
+
+scenario("snapshot-import-foreign", "A snapshot of another client configuration is refused (fingerprint).",
+         ["snapshot"], config(scope="billing:write"), [
+             {"do": "import_snapshot", "at": T, "snapshot": snap,
+              "expect": {"result": "error", "reason": "fingerprint_mismatch"}},
+             send(T + 1, 1),
+         ])
+
+scenario("snapshot-import-expired", "An expired snapshot is refused.", ["snapshot"], config(scope="billing:read"), [
+    {"do": "import_snapshot", "at": T + 3_000_000, "snapshot": snap, "expect": {"result": "error", "reason": "expired"}},
+    {"do": "import_snapshot", "at": T + 2_970_000, "snapshot": snap, "expect": {"result": "error", "reason": "expired"}},
+])
+
+scenario("snapshot-import-corrupt", "Corrupt or foreign-version snapshots are refused with a reason.", ["snapshot"],
+         config(scope="billing:read"), [
+             {"do": "import_snapshot", "at": T, "snapshot_text": "{\"version\":1,", "expect": {"result": "error",
+                                                                                            "reason": "corrupt"}},
+             {"do": "import_snapshot", "at": T, "snapshot_text": "[]", "expect": {"result": "error",
+                                                                                 "reason": "corrupt"}},
+             {"do": "import_snapshot", "at": T, "snapshot": {**snap, "version": 9},
+              "expect": {"result": "error", "reason": "unsupported_version"}},
+             {"do": "import_snapshot", "at": T, "snapshot": {**snap, "expires_at": "soon"},
+              "expect": {"result": "error", "reason": "corrupt"}},
+             send(T + 1, 1),
+         ])
+
+# ---- 11. events and secrets in output ----------------------------------------------------------------
+
+scenario("events-audit-fields", "Every event names the actor (client, client id); a whole cycle's events in order.",
+         ["events"], config(), [
+             poll(T, result="send"),
+             respond(T + 10, 1, 503, "", result="error"),
+             send(T + 1010, 2),
+             got(T + 1020, 2),
+             events(
+                 {"type": "refresh_started", "at": T, "actor_type": "client", "actor_id": CID, "reason": "initial"},
+                 {"type": "refresh_failed", "at": T + 10, "actor_type": "client", "actor_id": CID,
+                  "error": {"kind": "server_error", "status": 503}},
+                 {"type": "backoff_scheduled", "at": T + 10, "actor_type": "client", "actor_id": CID,
+                  "retry_at": T + 1010, "attempt": 1, "error_kind": "server_error", "hold": False},
+                 {"type": "refresh_started", "at": T + 1010, "actor_type": "client", "actor_id": CID,
+                  "reason": "initial", "fetch_id": 2},
+                 {"type": "token_acquired", "at": T + 1020, "actor_type": "client", "actor_id": CID,
+                  "lifetime_source": "expires_in", "lifetime_clamped": False, "expires_at": T + 1020 + 3_600_000}),
+         ])
+
+ECHO = "Client secret '%s' (form: %s) is wrong" % (SPECIAL_SECRET, form(SPECIAL_SECRET))
+scenario("secrets-never-in-errors-or-events", "A server that echoes the secret in error_description: the secret is "
+         "scrubbed from the error and the events.", ["redaction", "errors", "events"],
+         config(client_secret=SPECIAL_SECRET), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 400, json.dumps({"error": "invalid_request", "error_description": ECHO})),
+              "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)],
+              "expect": err("invalid_request", description="Client secret '[redacted]' (form: [redacted]) is wrong")},
+             {"do": "events", "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)]},
+             {**fail(T + 20, "invalid_request"), "forbid_substrings": [SPECIAL_SECRET]},
+             {"do": "transport_error", "at": T + 21, "fetch_id": 1, "kind": "other", "message": "x",
+              "expect": err("stale_fetch")},
+         ])
+
+# ---- 12. jitter -------------------------------------------------------------------------------------
+
+rng = SplitMix64(7)
+u = rng.unit()
+fraction = 0.75 + 0.05 * (2.0 * u - 1.0)
+received = T + 50
+usable = received + 3_600_000 - 30_000
+refresh = received + int((usable - received) * fraction)
+scenario("refresh-ahead-jitter-seeded", "The refresh point is spread around 75 % of the usable life by the host's "
+         "seed; the same seed gives the same point in every language.", ["refresh ahead", "jitter"],
+         config(refresh_ahead_jitter=0.05), [
+             poll(T, result="send"),
+             respond(received, 1, 200, ok_body(), result="token",
+                     token={"refresh_at": refresh, "usable_until": usable}),
+             ready(refresh - 1),
+             poll(refresh, result="ready_and_send"),
+         ], entropy=7)
+
+
+def main():
+    OUT.mkdir(exist_ok=True)
+    names = [s["name"] for s in SCENARIOS]
+    assert len(names) == len(set(names)), "duplicate scenario names"
+    wanted = {f"{s['name']}.json": json.dumps(s, indent=2, ensure_ascii=False) + "\n" for s in SCENARIOS}
+    if "--check" in sys.argv:
+        present = {p.name: p.read_text(encoding="utf-8") for p in OUT.glob("*.json")}
+        if present != wanted:
+            stale = sorted(set(present) ^ set(wanted) | {k for k in wanted if present.get(k) != wanted[k]})
+            sys.exit(f"conformance scenarios are stale; run tests/conformance/generate.py ({', '.join(stale[:5])})")
+        print(f"{len(wanted)} scenarios up to date")
+        return
+    for old in OUT.glob("*.json"):
+        if old.name not in wanted:
+            old.unlink()
+    for name, text in wanted.items():
+        (OUT / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(wanted)} scenarios to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

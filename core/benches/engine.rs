@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo bench -p tokenwell --bench engine` (or `make bench`): ns per operation
+//! of the engine, each next to a baseline measured in the same run.
+//!
+//! - cache-hit `poll` vs. the floor every host pays anyway: cloning the cached
+//!   token string after a clock compare;
+//! - a full request/response cycle (poll → build request → parse a Hydra-like
+//!   JSON response → install) vs. parsing that JSON body alone with serde_json.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use tokenwell::{Config, Poll, TokenCache};
+
+const T0: u64 = 1_700_000_000_000;
+const BODY: &[u8] = br#"{"access_token":"ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7","expires_in":3599,"scope":"billing:read billing:write","token_type":"bearer"}"#;
+
+fn config() -> Config {
+    Config::from_json(
+        r#"{"token_url":"https://hydra.example/oauth2/token","client_id":"billing-worker",
+            "client_secret":"s3cr3t: with+chars","scope":"billing:read billing:write",
+            "audience":["https://billing.example"]}"#,
+    )
+    .unwrap()
+}
+
+/// Median ns/op of `rounds` rounds of `iters` calls.
+fn measure(iters: u64, rounds: usize, mut f: impl FnMut(u64)) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for i in 0..iters {
+                f(i);
+            }
+            start.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[rounds / 2]
+}
+
+fn main() {
+    let mut cache = TokenCache::new(config(), 7);
+    let Poll::Send { request } = cache.poll(T0) else { panic!("expected a request") };
+    cache.handle_response(request.fetch_id, 200, &[], BODY, T0).unwrap();
+    while cache.poll_event().is_some() {}
+
+    let hit = measure(1_000_000, 9, |i| match cache.poll(black_box(T0 + 1_000 + i / 1024)) {
+        Poll::Ready { token } => {
+            black_box(token);
+        }
+        other => panic!("expected a hit, got {other:?}"),
+    });
+    let cached = String::from("ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7");
+    let deadline = T0 + 3_000_000;
+    let floor = measure(1_000_000, 9, |i| {
+        if black_box(T0 + 1_000 + i / 1024) < black_box(deadline) {
+            black_box(cached.clone());
+        }
+    });
+
+    let cycle = measure(50_000, 9, |i| {
+        let mut cache = TokenCache::new(config(), i);
+        let now = T0 + i;
+        let Poll::Send { request } = cache.poll(now) else { panic!("expected a request") };
+        black_box(&request.http.body);
+        black_box(cache.handle_response(request.fetch_id, 200, &[], BODY, now + 5).unwrap());
+    });
+    let json_only = measure(50_000, 9, |_| {
+        black_box(serde_json::from_slice::<serde_json::Value>(black_box(BODY)).unwrap());
+    });
+
+    println!("{:<48} {:>10} {:>12} {:>8}", "operation", "ns/op", "baseline", "ratio");
+    println!("{:<48} {:>10.1} {:>12.1} {:>8.2}", "poll, cache hit (vs clone cached token)", hit, floor, hit / floor);
+    println!(
+        "{:<48} {:>10.1} {:>12.1} {:>8.2}",
+        "full cycle: new cache, poll, request, response (vs JSON parse only)",
+        cycle,
+        json_only,
+        cycle / json_only
+    );
+}

@@ -252,6 +252,9 @@ pub struct TokenCache {
     pending_reason: Option<RefreshReason>,
     events: VecDeque<Event>,
     jitter: Jitter,
+    /// Secrets replaced at run time: still scrubbed from server text, since a
+    /// fetch in flight may have used one.
+    retired_secrets: VecDeque<ClientSecret>,
 }
 
 impl TokenCache {
@@ -272,6 +275,7 @@ impl TokenCache {
             pending_reason: None,
             events: VecDeque::new(),
             jitter: Jitter(entropy),
+            retired_secrets: VecDeque::new(),
         }
     }
 
@@ -421,7 +425,15 @@ impl TokenCache {
         if secrets == self.config.secrets {
             return Ok(false);
         }
-        self.config.secrets = secrets;
+        const MAX_RETIRED_SECRETS: usize = 8;
+        for old in std::mem::replace(&mut self.config.secrets, secrets) {
+            if !self.config.secrets.contains(&old) && !self.retired_secrets.contains(&old) {
+                if self.retired_secrets.len() == MAX_RETIRED_SECRETS {
+                    self.retired_secrets.pop_front();
+                }
+                self.retired_secrets.push_back(old);
+            }
+        }
         self.secrets_generation += 1;
         self.secret_index = 0;
         self.fallback_failures = 0;
@@ -734,7 +746,7 @@ impl TokenCache {
     /// Removes every configured secret (raw, form-encoded) from server-provided text.
     fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in &self.config.secrets {
+        for secret in self.config.secrets.iter().chain(&self.retired_secrets) {
             for form in [secret.expose().to_owned(), form_urlencode(secret.expose())] {
                 if !form.is_empty() && out.contains(&form) {
                     out = out.replace(&form, REDACTED);

@@ -50,7 +50,8 @@ fn main() {
         }
         other => panic!("expected a hit, got {other:?}"),
     });
-    let cached = String::from("ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7");
+    let cached =
+        String::from("ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7");
     let deadline = T0 + 3_000_000;
     let floor = measure(1_000_000, 9, |i| {
         if black_box(T0 + 1_000 + i / 1024) < black_box(deadline) {

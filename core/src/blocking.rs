@@ -24,6 +24,9 @@ use crate::{
     ClientSecret, Config, ConfigError, Event, Poll, Token, TokenCache, TokenError, TokenRequest, TransportErrorKind,
 };
 
+/// A callback that receives every engine event (no secret is ever in one).
+pub type EventHandler = Box<dyn Fn(&Event) + Send + Sync>;
+
 /// A thread-safe token provider for one client, shareable by cloning.
 #[derive(Clone)]
 pub struct ServiceAccount {
@@ -34,7 +37,7 @@ struct Shared {
     cache: Mutex<TokenCache>,
     changed: Condvar,
     agent: ureq::Agent,
-    on_event: Option<Box<dyn Fn(&Event) + Send + Sync>>,
+    on_event: Option<EventHandler>,
 }
 
 impl std::fmt::Debug for ServiceAccount {
@@ -126,7 +129,7 @@ impl ServiceAccount {
     }
 
     /// A provider that passes every engine event to `on_event` (for audit logs and metrics).
-    pub fn with_event_handler(config: Config, on_event: Option<Box<dyn Fn(&Event) + Send + Sync>>) -> Self {
+    pub fn with_event_handler(config: Config, on_event: Option<EventHandler>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         Self {
             shared: Arc::new(Shared {

@@ -89,9 +89,13 @@ fn config(secret_count: usize, lifetime_default: u64, jitter: bool) -> Config {
 fn body_for(reply: &Reply, n: u64) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let json = |v: serde_json::Value| v.to_string().into_bytes();
     match reply {
-        Reply::Token { expires_in } => {
-            (200, vec![], json(serde_json::json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": expires_in})))
-        }
+        Reply::Token { expires_in } => (
+            200,
+            vec![],
+            json(
+                serde_json::json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": expires_in}),
+            ),
+        ),
         Reply::TokenNoExpiry => (200, vec![], json(serde_json::json!({"access_token": format!("at-{n}")}))),
         Reply::Status(s) => (*s, vec![], b"<html>nope</html>".to_vec()),
         Reply::OAuthError(code, s) => (*s, vec![], json(serde_json::json!({"error": code, "error_description": "x"}))),
@@ -100,7 +104,9 @@ fn body_for(reply: &Reply, n: u64) -> (u16, Vec<(String, String)>, Vec<u8>) {
         Reply::EchoSecret => (
             400,
             vec![],
-            json(serde_json::json!({"error": "invalid_request", "error_description": format!("bad secret {} / {} / {}", SECRETS[0], SECRETS[1], SECRETS[2])})),
+            json(
+                serde_json::json!({"error": "invalid_request", "error_description": format!("bad secret {} / {} / {}", SECRETS[0], SECRETS[1], SECRETS[2])}),
+            ),
         ),
         Reply::Transport(_) => unreachable!(),
     }
@@ -139,7 +145,12 @@ fn check_send(model: &mut Model, request: &TokenRequest, now: u64, lenient: bool
         return;
     }
     if let Some((id, deadline)) = model.outstanding {
-        assert!(now >= deadline, "fetch {} sent while {} in flight (deadline {deadline}, now {now})", request.fetch_id, id);
+        assert!(
+            now >= deadline,
+            "fetch {} sent while {} in flight (deadline {deadline}, now {now})",
+            request.fetch_id,
+            id
+        );
     }
     if let Some(not_before) = model.not_before {
         assert!(now >= not_before, "sent at {now} before retry_at {not_before}");

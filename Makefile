@@ -1,0 +1,54 @@
+# tokenwell: one engine, every runtime.
+#
+#   make demo    build what is needed, start a real authorization server, run the examples
+#   make test    everything CI runs (.ci/run runs exactly this)
+#   make bench   every benchmark, each against a baseline measured in the same run
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export CARGO_TERM_COLOR ?= never
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+BINDINGS := $(wildcard bindings/node/Makefile bindings/python/Makefile bindings/component/Makefile)
+
+.PHONY: test test-core test-bindings test-node test-python test-component test-e2e demo bench bench-core setup lint doc
+
+test: test-core test-bindings test-e2e
+
+setup:
+	@bash scripts/setup-rust.sh
+
+# The engine: formatting, lints with warnings denied, unit + conformance + property
+# tests, docs with warnings denied, and the scenario files in sync with their generator.
+test-core: setup
+	cargo fmt --all --check
+	python3 tests/conformance/generate.py --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	cargo test -p tokenwell --all-features
+	RUSTDOCFLAGS="-D warnings" cargo doc -p tokenwell --all-features --no-deps
+	cargo run -q -p tokenwell-example-rust-service
+
+test-bindings: $(patsubst bindings/%/Makefile,test-%,$(BINDINGS))
+
+test-node: setup
+	$(MAKE) -C bindings/node test
+
+test-python: setup
+	$(MAKE) -C bindings/python test
+
+test-component: setup
+	$(MAKE) -C bindings/component test
+
+test-e2e: setup
+	@if [ -x tests/integration/run.sh ]; then bash tests/integration/run.sh; else echo "end-to-end suite: not present yet"; fi
+
+demo: setup
+	@if [ -x scripts/demo.sh ]; then bash scripts/demo.sh; else cargo run -q -p tokenwell-example-rust-service; fi
+
+bench: bench-core $(patsubst bindings/%/Makefile,bench-%,$(BINDINGS))
+
+bench-core: setup
+	cargo bench -q -p tokenwell --bench engine
+
+bench-node bench-python bench-component: bench-%:
+	$(MAKE) -C bindings/$* bench

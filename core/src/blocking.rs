@@ -33,8 +33,16 @@ pub struct ServiceAccount {
     shared: Arc<Shared>,
 }
 
+struct SecretFile {
+    path: std::path::PathBuf,
+    /// Modification time and length at the last read.
+    stamp: Option<(SystemTime, u64)>,
+    checked_at: u64,
+}
+
 struct Shared {
     cache: Mutex<TokenCache>,
+    secret_file: Mutex<Option<SecretFile>>,
     changed: Condvar,
     agent: ureq::Agent,
     on_event: Option<EventHandler>,
@@ -72,6 +80,30 @@ impl Shared {
                 callback(&event);
             }
         }
+    }
+
+    /// Re-reads the secret file if it changed (at most once a second unless `force`).
+    fn reload_secret_file(&self, now: u64, force: bool) -> Result<(), ConfigError> {
+        let mut guard = self.secret_file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = guard.as_mut() else { return Ok(()) };
+        if !force && now < file.checked_at.saturating_add(1_000) {
+            return Ok(());
+        }
+        file.checked_at = now;
+        let unreadable = |what: &str| ConfigError::new("secret_file", format!("{what}: {}", file.path.display()));
+        let metadata = std::fs::metadata(&file.path).map_err(|_| unreadable("cannot read the secret file"))?;
+        let stamp = (metadata.modified().unwrap_or(UNIX_EPOCH), metadata.len());
+        if file.stamp == Some(stamp) {
+            return Ok(());
+        }
+        let contents = std::fs::read_to_string(&file.path).map_err(|_| unreadable("cannot read the secret file"))?;
+        let secrets = crate::parse_secret_file(&contents, "secret_file")?;
+        file.stamp = Some(stamp);
+        drop(guard);
+        let mut cache = self.lock();
+        cache.replace_secrets(secrets, now)?;
+        self.drain_events(&mut cache);
+        Ok(())
     }
 
     /// Sends `request` and reports the outcome to the engine.
@@ -134,11 +166,24 @@ impl ServiceAccount {
         Self {
             shared: Arc::new(Shared {
                 cache: Mutex::new(TokenCache::new(config, entropy())),
+                secret_file: Mutex::new(None),
                 changed: Condvar::new(),
                 agent,
                 on_event,
             }),
         }
+    }
+
+    /// Reads the secrets (one per line, current first) from `path` now and
+    /// re-reads them whenever the file changes (checked at most once a second
+    /// when a token is asked for), as Kubernetes updates a mounted secret: a
+    /// rotated secret is picked up without a restart.
+    pub fn with_secret_file(self, path: impl Into<std::path::PathBuf>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        *self.shared.secret_file.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(SecretFile { path, stamp: None, checked_at: 0 });
+        self.shared.reload_secret_file(now_ms(), true)?;
+        Ok(self)
     }
 
     /// A token usable now, fetching one if needed. Many threads may call this at
@@ -147,6 +192,8 @@ impl ServiceAccount {
     /// background thread.
     pub fn token(&self) -> Result<Token, TokenError> {
         let shared = &self.shared;
+        // A secret file that cannot be read keeps the secrets already loaded.
+        let _ = shared.reload_secret_file(now_ms(), false);
         let mut cache = shared.lock();
         loop {
             let poll = cache.poll(now_ms());

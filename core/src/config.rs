@@ -293,7 +293,11 @@ impl Config {
 
     /// Parses and validates options from JSON (the format of the conformance scenarios).
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let options: ConfigOptions = serde_json::from_str(json).map_err(|e| config_json_error(&e))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| config_json_error(&e))?;
+        let options: ConfigOptions = match serde_json::from_value(value.clone()) {
+            Ok(options) => options,
+            Err(error) => return Err(locate_option_error(&value).unwrap_or_else(|| config_json_error(&error))),
+        };
         Self::from_options(options)
     }
 
@@ -355,6 +359,35 @@ impl Config {
         }
         hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// Names the option whose value has the wrong type, by deserializing each one alone.
+fn locate_option_error(value: &serde_json::Value) -> Option<ConfigError> {
+    let object = value.as_object()?;
+    object.iter().find_map(|(key, v)| {
+        let single = serde_json::Value::Object([(key.clone(), v.clone())].into_iter().collect());
+        serde_json::from_value::<ConfigOptions>(single).err().map(|e| {
+            let mut error = config_json_error(&e);
+            if error.field == "options" {
+                error.field = key.clone();
+                error.problem = expected_type(key);
+            }
+            error
+        })
+    })
+}
+
+fn expected_type(key: &str) -> String {
+    match key {
+        "client_secret" | "client_secrets" => "must be a string or a list of strings",
+        "scope" | "audience" => "must be a space-separated string or a list of strings",
+        "extra_params" => "must be a list of [name, value] string pairs",
+        "allow_insecure_http" | "backoff_jitter" => "must be true or false",
+        "refresh_ahead" | "refresh_ahead_jitter" => "must be a number",
+        "token_url" | "client_id" | "auth_method" => "must be a string",
+        _ => "must be a whole number (milliseconds or bytes)",
+    }
+    .to_owned()
 }
 
 fn config_json_error(error: &serde_json::Error) -> ConfigError {
@@ -616,6 +649,11 @@ mod tests {
         let e = Config::from_json(r#"{"token_url":"https://a.example/t","colour":"red"}"#).unwrap_err();
         assert_eq!(e.field, "colour");
         let e = Config::from_json(r#"{"client_secret": 5}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("client_secret", "must be a string or a list of strings"));
+        let e = Config::from_json(r#"{"token_url":"https://a.example/t","refresh_margin_ms":"hunter2"}"#).unwrap_err();
+        assert_eq!(e.field, "refresh_margin_ms");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = Config::from_json("[1]").unwrap_err();
         assert_eq!(e.field, "options");
     }
 

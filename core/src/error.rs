@@ -17,7 +17,6 @@ use serde::Serialize;
 /// [`ErrorKind::as_str`]) is the same string in every binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// The configuration is invalid (raised at construction or when secrets are replaced).
     Config,
@@ -136,7 +135,6 @@ impl fmt::Display for ErrorKind {
 /// Who is at fault for an error, and so who has to act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum Fault {
     /// The client's configuration (scope, audience, grant, endpoint): fix the configuration.
     Configuration,
@@ -151,6 +149,26 @@ pub enum Fault {
     MalformedResponse,
     /// The host drove the engine wrongly (for example reported an unknown fetch).
     Host,
+}
+
+impl Fault {
+    /// The stable `snake_case` name of this fault, as used by every binding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Configuration => "configuration",
+            Fault::Credentials => "credentials",
+            Fault::AuthorizationServer => "authorization_server",
+            Fault::Transport => "transport",
+            Fault::MalformedResponse => "malformed_response",
+            Fault::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A failed token fetch, or the reason no token can be served right now.

@@ -1,0 +1,456 @@
+//! The sans-IO `TokenCache` and the values it hands out: `Poll`, `Token`, `TokenRequest`.
+//!
+//! Each method converts its arguments, calls the engine, and converts the
+//! result. The engine's mutex is held only around the engine call itself, never
+//! while Python code can run.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use tokenwell::{
+    ClientSecret, Config, ConfigError, ConfigOptions, FetchId, Poll, Token, TokenRequest, TransportErrorKind,
+};
+
+use crate::convert::{
+    body_bytes, header_pairs, http_status, non_negative_int, py_to_json, secret_list, serde_name, serde_to_py,
+};
+use crate::error::{config_error, snapshot_error, token_error, token_error_raise};
+
+/// A token as the engine hands it out. `repr` never shows the access token.
+#[pyclass(module = "tokenwell._native", name = "Token", frozen)]
+pub struct PyToken {
+    inner: Token,
+}
+
+#[pymethods]
+impl PyToken {
+    /// The bearer token, for an `Authorization: Bearer` header.
+    #[getter]
+    fn access_token(&self) -> &str {
+        self.inner.access_token.expose()
+    }
+
+    /// Always `"Bearer"`.
+    #[getter]
+    fn token_type(&self) -> &str {
+        &self.inner.token_type
+    }
+
+    /// Granted scopes.
+    #[getter]
+    fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.inner.scope)
+    }
+
+    /// When the response arrived (ms since the Unix epoch).
+    #[getter]
+    fn received_at(&self) -> u64 {
+        self.inner.received_at
+    }
+
+    /// When the token expires (ms since the Unix epoch).
+    #[getter]
+    fn expires_at(&self) -> u64 {
+        self.inner.expires_at
+    }
+
+    /// The token is never served at or after this instant (ms).
+    #[getter]
+    fn usable_until(&self) -> u64 {
+        self.inner.usable_until
+    }
+
+    /// From this instant a poll also asks for a background refresh (ms).
+    #[getter]
+    fn refresh_at(&self) -> u64 {
+        self.inner.refresh_at
+    }
+
+    /// `"expires_in"`, `"jwt_exp"` or `"default"`.
+    #[getter]
+    fn lifetime_source(&self) -> String {
+        serde_name(&self.inner.lifetime_source)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Token(access_token='{}', token_type='{}', scope={}, expires_at={}, lifetime_source='{}')",
+            tokenwell::REDACTED,
+            self.inner.token_type,
+            self.scope(py)?.repr()?,
+            self.inner.expires_at,
+            serde_name(&self.inner.lifetime_source),
+        ))
+    }
+}
+
+/// A token request to send: exactly this method, URL, headers (in order) and body.
+/// `repr` redacts the credentials.
+#[pyclass(module = "tokenwell._native", name = "TokenRequest", frozen)]
+pub struct PyTokenRequest {
+    inner: TokenRequest,
+}
+
+#[pymethods]
+impl PyTokenRequest {
+    /// Report the outcome against this id.
+    #[getter]
+    fn fetch_id(&self) -> u64 {
+        self.inner.fetch_id.0
+    }
+
+    /// Always `"POST"`.
+    #[getter]
+    fn method(&self) -> &str {
+        &self.inner.http.method
+    }
+
+    /// The token endpoint.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.inner.http.url
+    }
+
+    /// `(name, value)` pairs in order. Holds the credentials for `client_secret_basic`.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, &self.inner.http.headers)
+    }
+
+    /// The form body. Holds the credentials for `client_secret_post`.
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.http.body.as_bytes())
+    }
+
+    /// Abort the request after this many ms and report a timeout.
+    #[getter]
+    fn timeout_ms(&self) -> u64 {
+        self.inner.timeout_ms
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}
+
+/// What the host should do now: `result` is `"ready"`, `"ready_and_send"`,
+/// `"send"`, `"wait"` or `"fail"`; the other attributes are set as that result needs.
+#[pyclass(module = "tokenwell._native", name = "Poll", frozen)]
+pub struct PyPoll {
+    /// The kind of result.
+    #[pyo3(get)]
+    result: &'static str,
+    /// The token to use (`ready`, `ready_and_send`).
+    #[pyo3(get)]
+    token: Option<Py<PyToken>>,
+    /// The request to send (`ready_and_send`, `send`).
+    #[pyo3(get)]
+    request: Option<Py<PyTokenRequest>>,
+    /// The fetch in flight (`wait`).
+    #[pyo3(get)]
+    fetch_id: Option<u64>,
+    /// The error to raise (`fail`), a `TokenError` instance.
+    #[pyo3(get)]
+    error: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl PyPoll {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let mut parts = vec![format!("result='{}'", self.result)];
+        if let Some(token) = &self.token {
+            parts.push(format!("token={}", token.get().__repr__(py)?));
+        }
+        if let Some(request) = &self.request {
+            parts.push(format!("request={}", request.get().__repr__()));
+        }
+        if let Some(fetch_id) = self.fetch_id {
+            parts.push(format!("fetch_id={fetch_id}"));
+        }
+        if let Some(error) = &self.error {
+            parts.push(format!("error={}", error.bind(py).repr()?));
+        }
+        Ok(format!("Poll({})", parts.join(", ")))
+    }
+}
+
+fn wrap_token(py: Python<'_>, token: Token) -> PyResult<Py<PyToken>> {
+    Py::new(py, PyToken { inner: token })
+}
+
+fn wrap_request(py: Python<'_>, request: TokenRequest) -> PyResult<Py<PyTokenRequest>> {
+    Py::new(py, PyTokenRequest { inner: request })
+}
+
+fn convert_poll(py: Python<'_>, poll: Poll) -> PyResult<PyPoll> {
+    let mut out = PyPoll { result: "", token: None, request: None, fetch_id: None, error: None };
+    match poll {
+        Poll::Ready { token } => {
+            out.result = "ready";
+            out.token = Some(wrap_token(py, token)?);
+        }
+        Poll::ReadyAndSend { token, request } => {
+            out.result = "ready_and_send";
+            out.token = Some(wrap_token(py, token)?);
+            out.request = Some(wrap_request(py, request)?);
+        }
+        Poll::Send { request } => {
+            out.result = "send";
+            out.request = Some(wrap_request(py, request)?);
+        }
+        Poll::Wait { fetch_id } => {
+            out.result = "wait";
+            out.fetch_id = Some(fetch_id.0);
+        }
+        Poll::Fail { error } => {
+            out.result = "fail";
+            out.error = Some(token_error(py, &error)?.unbind());
+        }
+    }
+    Ok(out)
+}
+
+/// The engine names the option at fault for every refusal except a value of the
+/// wrong type, which serde reports against the whole document ("options").
+/// Find the option by deserializing each one alone.
+fn locate_type_error(json: &str, error: ConfigError) -> ConfigError {
+    if error.field != "options" {
+        return error;
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return error;
+    };
+    let problem = match error.problem.find(" at line ") {
+        Some(cut) => error.problem[..cut].to_owned(),
+        None => error.problem.clone(),
+    };
+    for (key, value) in map {
+        let alone = serde_json::Value::Object(serde_json::Map::from_iter([(key.clone(), value)]));
+        if serde_json::from_value::<ConfigOptions>(alone).is_err() {
+            return ConfigError::new(key, format!("has the wrong type ({problem})"));
+        }
+    }
+    error
+}
+
+/// The engine's token cache for one client. Sans-IO: it sends nothing and reads
+/// no clock; every call takes `now_ms` (ms since the Unix epoch). Drive it as
+/// the engine documents: `poll`, send what it asks, report with
+/// `handle_response` / `handle_transport_error`, drain `poll_event`.
+#[pyclass(module = "tokenwell._native", name = "TokenCache", frozen)]
+pub struct PyTokenCache {
+    inner: Mutex<tokenwell::TokenCache>,
+}
+
+impl PyTokenCache {
+    fn engine(&self) -> MutexGuard<'_, tokenwell::TokenCache> {
+        // The engine is only touched inside these short, panic-free sections; a
+        // poisoned lock still holds a consistent engine.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[pymethods]
+impl PyTokenCache {
+    /// `config`: the engine's options as a dict or a JSON string (`snake_case`
+    /// keys, durations in ms). `entropy` seeds the refresh and backoff jitter.
+    #[new]
+    #[pyo3(signature = (config, entropy = None))]
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>, entropy: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let entropy = entropy.map(|e| non_negative_int(e, "entropy")).transpose()?.unwrap_or(0);
+        let json = if config.is_instance_of::<PyString>() {
+            config.extract::<String>()?
+        } else if config.is_instance_of::<PyDict>() {
+            py_to_json(config, "").map_err(|e| config_error(py, &e))?.to_string()
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err("config must be a dict or a JSON str"));
+        };
+        let config = Config::from_json(&json).map_err(|e| config_error(py, &locate_type_error(&json, e)))?;
+        Ok(Self { inner: Mutex::new(tokenwell::TokenCache::new(config, entropy)) })
+    }
+
+    /// What to do now (a `Poll`).
+    fn poll(&self, py: Python<'_>, now_ms: &Bound<'_, PyAny>) -> PyResult<PyPoll> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let poll = self.engine().poll(now);
+        convert_poll(py, poll)
+    }
+
+    /// Reports the HTTP response to fetch `fetch_id`. Returns the new `Token`, or
+    /// raises the classified `TokenError` (poll again afterwards either way).
+    fn handle_response(
+        &self,
+        py: Python<'_>,
+        fetch_id: &Bound<'_, PyAny>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+        now_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyToken>> {
+        let fetch_id = FetchId(non_negative_int(fetch_id, "fetch_id")?);
+        let status = http_status(status)?;
+        let headers = header_pairs(headers)?;
+        let body = body_bytes(body)?;
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let outcome = self.engine().handle_response(fetch_id, status, &headers, &body, now);
+        match outcome {
+            Ok(token) => wrap_token(py, token),
+            Err(error) => Err(token_error_raise(py, &error)),
+        }
+    }
+
+    /// Reports that fetch `fetch_id` failed without a response. `kind` is
+    /// `"timeout"`, `"connect"`, `"io"` or `"other"`. Returns the classified
+    /// `TokenError` (not raised).
+    fn handle_transport_error<'py>(
+        &self,
+        py: Python<'py>,
+        fetch_id: &Bound<'_, PyAny>,
+        kind: &str,
+        message: &str,
+        now_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fetch_id = FetchId(non_negative_int(fetch_id, "fetch_id")?);
+        let kind: TransportErrorKind = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
+            .map_err(|_| PyValueError::new_err("kind must be one of \"timeout\", \"connect\", \"io\", \"other\""))?;
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let error = self.engine().handle_transport_error(fetch_id, kind, message, now);
+        token_error(py, &error)
+    }
+
+    /// When to poll again even if no caller asks (ms), or `None`.
+    fn next_wakeup(&self) -> Option<u64> {
+        self.engine().next_wakeup()
+    }
+
+    /// An API answered 401 for `access_token`: `"invalidated"`, `"not_current"` or `"rate_limited"`.
+    fn invalidate(&self, access_token: &str, now_ms: &Bound<'_, PyAny>) -> PyResult<String> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let outcome = self.engine().invalidate(access_token, now);
+        Ok(serde_name(&outcome))
+    }
+
+    /// Replaces the secrets (a str, or a list with the current one first).
+    /// Returns whether they changed; raises `InvalidConfigError` naming `client_secret`.
+    fn replace_secrets(&self, py: Python<'_>, secrets: &Bound<'_, PyAny>, now_ms: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let secrets = secret_list(secrets, "client_secret").map_err(|e| config_error(py, &e))?;
+        let secrets: Vec<ClientSecret> = secrets.into_iter().map(ClientSecret::from).collect();
+        let outcome = self.engine().replace_secrets(secrets, now);
+        outcome.map_err(|e| config_error(py, &e))
+    }
+
+    /// The next event as a dict (`at`, `actor_type`, `actor_id`, `type`, ...), or `None`.
+    fn poll_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let event = self.engine().poll_event();
+        event.map(|event| serde_to_py(py, &event)).transpose()
+    }
+
+    /// Every queued event, oldest first.
+    fn drain_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events: Vec<tokenwell::Event> = {
+            let mut engine = self.engine();
+            std::iter::from_fn(|| engine.poll_event()).collect()
+        };
+        let list = PyList::empty(py);
+        for event in &events {
+            list.append(serde_to_py(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The cached token as snapshot JSON (no client secret in it, but the access
+    /// token: store it like one), or `None` if no token is usable at `now_ms`.
+    fn export_snapshot(&self, now_ms: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        Ok(self.engine().export_snapshot(now))
+    }
+
+    /// Loads a snapshot. Raises `SnapshotError` with a `reason` (`corrupt`,
+    /// `unsupported_version`, `fingerprint_mismatch`, `expired`) when refused.
+    fn import_snapshot(&self, py: Python<'_>, snapshot: &str, now_ms: &Bound<'_, PyAny>) -> PyResult<()> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let outcome = self.engine().import_snapshot(snapshot, now);
+        outcome.map_err(|e| snapshot_error(py, &e))
+    }
+
+    /// The cached token, usable or not.
+    fn current_token(&self, py: Python<'_>) -> PyResult<Option<Py<PyToken>>> {
+        let token = self.engine().current_token().cloned();
+        token.map(|t| wrap_token(py, t)).transpose()
+    }
+
+    /// The id of the fetch in flight, if any.
+    fn in_flight(&self) -> Option<u64> {
+        self.engine().in_flight().map(|id| id.0)
+    }
+
+    /// `"idle"`, `"fetching"`, `"backing_off"` or `"held"`.
+    #[getter]
+    fn state(&self) -> String {
+        serde_name(&self.engine().state())
+    }
+
+    /// The client id.
+    #[getter]
+    fn client_id(&self) -> String {
+        self.engine().config().client_id().to_owned()
+    }
+
+    /// The token endpoint.
+    #[getter]
+    fn token_url(&self) -> String {
+        self.engine().config().token_url().to_owned()
+    }
+
+    /// Identifies the configuration a snapshot belongs to (never covers the secret).
+    #[getter]
+    fn fingerprint(&self) -> String {
+        self.engine().config().fingerprint()
+    }
+
+    /// The requested scopes.
+    #[getter]
+    fn scopes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let scopes = self.engine().config().scopes().to_vec();
+        PyTuple::new(py, scopes)
+    }
+
+    /// The requested audiences.
+    #[getter]
+    fn audiences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let audiences = self.engine().config().audiences().to_vec();
+        PyTuple::new(py, audiences)
+    }
+
+    /// How many secrets are configured.
+    #[getter]
+    fn secret_count(&self) -> usize {
+        self.engine().config().secret_count()
+    }
+
+    /// The largest response body the engine accepts (bytes).
+    #[getter]
+    fn max_response_bytes(&self) -> usize {
+        self.engine().config().policy().max_response_bytes
+    }
+
+    /// The timeout of one token request (ms).
+    #[getter]
+    fn request_timeout_ms(&self) -> u64 {
+        self.engine().config().policy().request_timeout_ms
+    }
+
+    fn __repr__(&self) -> String {
+        let engine = self.engine();
+        format!(
+            "TokenCache(client_id={:?}, token_url={:?}, state='{}')",
+            engine.config().client_id(),
+            engine.config().token_url(),
+            serde_name(&engine.state())
+        )
+    }
+}

@@ -73,7 +73,7 @@ fi
 
 mkdir -p "$BIN_DIR"
 exec 9>"$CACHE/hydra-build.lock"
-log "waiting for build lock $CACHE/hydra-build.lock"
+log "taking the build lock $CACHE/hydra-build.lock"
 flock 9
 # Someone else may have built it while we waited.
 if up_to_date; then
@@ -95,7 +95,11 @@ cd "$WORK"
 log "building Ory Hydra $HYDRA_VERSION with $(go env GOVERSION) in $WORK"
 log "GOMODCACHE=$(go env GOMODCACHE) GOCACHE=$(go env GOCACHE)"
 
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
+# Our own flags win over the caller's -mod=...; no go.work above us may
+# pull this scratch module into a workspace; the machine's Go, no download.
+GOFLAGS="$(sed -E 's/(^| )-mod=[a-z]+//g' <<<"${GOFLAGS:-}") -mod=mod"
+export GOFLAGS
+export GOWORK=off
 export GOTOOLCHAIN=local
 export CGO_ENABLED=1
 

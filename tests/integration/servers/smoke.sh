@@ -100,6 +100,7 @@ for srv in hydra oidc_provider; do
   ttl=$(j ".$srv.clients.short_ttl.access_token_ttl_seconds")
   split "$(token_basic "$token_url" "$(cid short_ttl)" "$(csec short_ttl)" -d "scope=billing:read")"
   check "$srv short_ttl: expires_in <= $ttl" "$STATUS == 200 and .expires_in > 0 and .expires_in <= $ttl" "$BODY"
+  if [[ $srv == hydra ]]; then hydra_short=$(jq -r .access_token <<<"$BODY"); else oidc_short=$(jq -r .access_token <<<"$BODY"); fi
 
   # Wrong secret: 401 invalid_client, with basic and with post.
   split "$(token_basic "$token_url" "$(cid basic)" "wrong-$(csec basic)")"
@@ -132,6 +133,29 @@ for srv in hydra oidc_provider; do
     done
   fi
 done
+
+# The short-TTL tokens really expire on the servers: poll introspection
+# (bounded) until both say inactive.
+echo "# short TTL expiry"
+short_ttl=$(j '[.hydra.clients.short_ttl.access_token_ttl_seconds, .oidc_provider.clients.short_ttl.access_token_ttl_seconds] | max')
+hydra_active() {
+  timeout 30 "$(j .hydra.bin)" introspect token --endpoint "$(j .hydra.admin_url)" --format json "$1" |
+    jq -r .active
+}
+oidc_active() {
+  curl -sS --max-time 10 --data-urlencode "client_id=$(j .oidc_provider.clients.basic.client_id)" \
+    --data-urlencode "client_secret=$(j .oidc_provider.clients.basic.client_secret)" \
+    --data-urlencode "token=$1" "$(j .oidc_provider.introspection_url)" | jq -r .active
+}
+h=$(hydra_active "$hydra_short") o=$(oidc_active "$oidc_short")
+deadline=$((SECONDS + short_ttl + 10))
+while [[ $h == true || $o == true ]] && ((SECONDS < deadline)); do
+  sleep 0.5
+  [[ $h == true ]] && h=$(hydra_active "$hydra_short")
+  [[ $o == true ]] && o=$(oidc_active "$oidc_short")
+done
+check "hydra short_ttl token inactive after its TTL" '. == false' "$h"
+check "oidc_provider short_ttl token inactive after its TTL" '. == false' "$o"
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

@@ -94,6 +94,7 @@ stop_pids() {
   done
 }
 
+# shellcheck disable=SC2317 # reached through the traps below
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -171,12 +172,12 @@ pick_ports() {
 owns_listen_port() {
   local pid=$1 port=$2 hex inode
   hex=$(printf '%04X' "$port")
-  for inode in $(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
-    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "socket:\[$inode\]"; then
-      return 0
-    fi
-  done
+  # /proc/net/tcp*: field 2 is local "ADDR:PORT" in hex, 4 the state
+  # (0A = LISTEN), 10 the socket inode; /proc/PID/fd/N -> "socket:[INODE]".
+  while read -r inode; do
+    [[ -n $(find "/proc/$pid/fd" -lname "socket:\[$inode\]" -print -quit 2>/dev/null) ]] && return 0
+  done < <(awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null)
   return 1
 }
 
@@ -202,19 +203,57 @@ wait_ready() {
   return 1
 }
 
+start_watchdog
+
+# --------------------------------------------------------------------------
+# oidc-provider: started first (it needs no Hydra), waited for after Hydra
+# --------------------------------------------------------------------------
+OIDC_DIR=$HERE/oidc-provider
+ensure_node_modules() {
+  local want have lockdir
+  want=$(sha256sum "$OIDC_DIR/package-lock.json" | cut -d' ' -f1)
+  have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
+  [[ $want == "$have" ]] && return 0
+  lockdir=${TOKENWELL_CACHE:-$HERE/../../../.cache}
+  mkdir -p "$lockdir"
+  (
+    flock 8
+    have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
+    [[ $want == "$have" ]] && exit 0
+    log "npm ci in $OIDC_DIR"
+    cd "$OIDC_DIR"
+    timeout 300 npm ci --no-audit --no-fund --loglevel=error >&2
+    echo "$want" >node_modules/.tokenwell-lock-sha256
+  ) 8>"$lockdir/oidc-provider-npm.lock"
+}
+ensure_node_modules || die "npm ci for oidc-provider failed"
+
+OIDC_T0=$SECONDS
+OIDC_READY=$RUN_DIR/oidc-provider.json
+OIDC_LOG=$RUN_DIR/oidc-provider.log
+OIDC_PORT=0 \
+  OIDC_READY_FILE="$OIDC_READY" \
+  OIDC_ACCESS_TOKEN_TTL="$OIDC_TTL" \
+  OIDC_SHORT_TTL="$SHORT_TTL" \
+  OIDC_AUDIENCE="$AUDIENCE" \
+  OIDC_PARENT_PID=$$ \
+  node "$OIDC_DIR/server.mjs" </dev/null >"$OIDC_LOG" 2>&1 &
+OIDC_PID=$!
+register_pid "$OIDC_PID"
+
 # --------------------------------------------------------------------------
 # Hydra
 # --------------------------------------------------------------------------
-start_watchdog
-
 HYDRA_BIN=$("$HERE/build-hydra.sh" | tail -n 1) || die "building Hydra failed"
 [[ -x $HYDRA_BIN ]] || die "build-hydra.sh printed no binary path"
 HYDRA_VERSION=$("$HYDRA_BIN" version 2>/dev/null | awk '/^Version:/ { print $2 }')
 
 HYDRA_LOG=$RUN_DIR/hydra.log
+: >"$HYDRA_LOG"
 start_hydra() {
-  local attempt pid pub adm
+  local attempt pid pub adm from
   for attempt in 1 2 3; do
+    from=$(($(wc -l <"$HYDRA_LOG") + 1))
     read -r pub adm < <(pick_ports 2)
     [[ -n $pub && -n $adm ]] || die "could not pick free ports"
     log "starting Hydra $HYDRA_VERSION (public $HOST:$pub, admin $HOST:$adm, attempt $attempt)"
@@ -239,10 +278,10 @@ start_hydra() {
       return 0
     fi
     stop_pids "$pid"
-    if ! grep -q 'address already in use' "$HYDRA_LOG"; then
-      return 1
-    fi
-    log "port clash, retrying"
+    # Retry only a lost race for a port (another process took it between
+    # pick_ports and Hydra's bind); anything else is a real failure.
+    tail -n "+$from" "$HYDRA_LOG" | grep -q 'address already in use' || return 1
+    ((attempt < 3)) && log "port clash, retrying with other ports"
   done
   return 1
 }
@@ -299,41 +338,7 @@ timeout 60 "$HYDRA_BIN" perform client-credentials --endpoint "$HYDRA_PUBLIC_URL
   --audience "$AUDIENCE" --format json >/dev/null 2>>"$RUN_DIR/hydra-cli.log" ||
   die "warming up Hydra's JWT signing key failed"
 
-# --------------------------------------------------------------------------
-# oidc-provider
-# --------------------------------------------------------------------------
-OIDC_DIR=$HERE/oidc-provider
-ensure_node_modules() {
-  local want have lockdir
-  want=$(sha256sum "$OIDC_DIR/package-lock.json" | cut -d' ' -f1)
-  have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
-  [[ $want == "$have" ]] && return 0
-  lockdir=${TOKENWELL_CACHE:-$HERE/../../../.cache}
-  mkdir -p "$lockdir"
-  (
-    flock 8
-    have=$(cat "$OIDC_DIR/node_modules/.tokenwell-lock-sha256" 2>/dev/null || true)
-    [[ $want == "$have" ]] && exit 0
-    log "npm ci in $OIDC_DIR"
-    cd "$OIDC_DIR"
-    timeout 300 npm ci --no-audit --no-fund --loglevel=error >&2
-    echo "$want" >node_modules/.tokenwell-lock-sha256
-  ) 8>"$lockdir/oidc-provider-npm.lock"
-}
-ensure_node_modules || die "npm ci for oidc-provider failed"
-
-t0=$SECONDS
-OIDC_READY=$RUN_DIR/oidc-provider.json
-OIDC_LOG=$RUN_DIR/oidc-provider.log
-OIDC_PORT=0 \
-  OIDC_READY_FILE="$OIDC_READY" \
-  OIDC_ACCESS_TOKEN_TTL="$OIDC_TTL" \
-  OIDC_SHORT_TTL="$SHORT_TTL" \
-  OIDC_AUDIENCE="$AUDIENCE" \
-  OIDC_PARENT_PID=$$ \
-  node "$OIDC_DIR/server.mjs" </dev/null >"$OIDC_LOG" 2>&1 &
-OIDC_PID=$!
-register_pid "$OIDC_PID"
+# Wait for oidc-provider (started above).
 deadline=$((SECONDS + READY_TIMEOUT))
 until [[ -s $OIDC_READY ]]; do
   kill -0 "$OIDC_PID" 2>/dev/null || die "oidc-provider exited during startup"
@@ -344,7 +349,7 @@ OIDC_ISSUER=$(jq -r .issuer "$OIDC_READY")
 OIDC_PORT=${OIDC_ISSUER##*:}
 wait_ready oidc-provider "$OIDC_PID" "$OIDC_PORT" "$OIDC_ISSUER/.well-known/openid-configuration" ||
   die "oidc-provider did not become ready"
-log "oidc-provider ready in $((SECONDS - t0))s: $OIDC_ISSUER"
+log "oidc-provider ready in $((SECONDS - OIDC_T0))s: $OIDC_ISSUER"
 
 # --------------------------------------------------------------------------
 # servers.json

@@ -1,0 +1,308 @@
+// Type declarations for `tokenwell` (hand-written; checked by `tsc --noEmit` in the test run).
+
+/** Every engine error kind (the engine's `ErrorKind`, same names in every language). */
+export type TokenErrorKind =
+  | 'config'
+  | 'invalid_client'
+  | 'invalid_scope'
+  | 'invalid_target'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_request'
+  | 'invalid_grant'
+  | 'rejected'
+  | 'rate_limited'
+  | 'server_error'
+  | 'temporarily_unavailable'
+  | 'transport'
+  | 'timeout'
+  | 'malformed_response'
+  | 'stale_fetch';
+
+/** Who has to act on an error. */
+export type Fault =
+  | 'configuration'
+  | 'credentials'
+  | 'authorization_server'
+  | 'transport'
+  | 'malformed_response'
+  | 'host';
+
+export type AuthMethod = 'client_secret_basic' | 'client_secret_post';
+
+/** Thrown for every failure to get a token. Never contains a secret. */
+export class TokenError extends Error {
+  constructor(message: string, fields?: Partial<TokenErrorFields>);
+  /** Builds a TokenError from the engine's error object (as in `TokenCache` results). */
+  static fromEngine(error: EngineError): TokenError;
+  readonly name: 'TokenError';
+  /** What happened. */
+  kind: TokenErrorKind;
+  /** Who has to act. */
+  fault: Fault;
+  /** Whether the engine retries on its own (with backoff). */
+  retryable: boolean;
+  /** When the engine next allows a token request. */
+  retryAt?: Date;
+  /** HTTP status of the token endpoint's response, if there was one. */
+  status?: number;
+  /** The RFC 6749 `error` code, if the server sent one. */
+  oauthError?: string;
+  /** The server's `error_description`, or what went wrong. */
+  description?: string;
+  /** For `config` errors: the option or environment variable at fault (`tokenUrl`, `CLIENT_ID`). */
+  field?: string;
+  /** For `config` errors: what is wrong with it. */
+  problem?: string;
+  toJSON(): Record<string, unknown>;
+}
+
+export interface TokenErrorFields {
+  kind: TokenErrorKind;
+  fault: Fault;
+  retryable: boolean;
+  retryAt: Date | number | null;
+  status: number | null;
+  oauthError: string | null;
+  description: string | null;
+  field: string;
+  problem: string;
+}
+
+/** The engine's table: every kind with its fault and whether it is retried. */
+export const ERROR_KINDS: Readonly<Record<TokenErrorKind, { fault: Fault; retryable: boolean }>>;
+/** The same list as the native engine reports it (for tests that guard the table above). */
+export function engineErrorKinds(): Array<{ kind: string; fault: string; retryable: boolean }>;
+
+/** An event for audit logs and metrics. `type` says which; the other fields depend on it. */
+export interface TokenEvent {
+  /** ms since the Unix epoch. */
+  at: number;
+  actorType: 'client';
+  /** The client id. */
+  actorId: string;
+  type:
+    | 'refresh_started'
+    | 'token_acquired'
+    | 'refresh_failed'
+    | 'secret_fallback'
+    | 'backoff_scheduled'
+    | 'fetch_abandoned'
+    | 'token_invalidated'
+    | 'invalidate_rate_limited'
+    | 'secrets_replaced'
+    | 'snapshot_imported'
+    | 'clock_went_backwards'
+    | 'secret_file_rejected'
+    | (string & {});
+  fetchId?: number;
+  reason?: 'initial' | 'ahead' | 'expired' | 'invalidated';
+  secretIndex?: number;
+  expiresAt?: number;
+  refreshAt?: number;
+  retryAt?: number;
+  error?: EngineError;
+  errorKind?: TokenErrorKind;
+  [field: string]: unknown;
+}
+
+/** Engine options a ServiceAccount passes through (camelCase, durations in ms). */
+export type EngineTuning = Partial<
+  Omit<TokenCacheOptions, 'tokenUrl' | 'clientId' | 'clientSecret' | 'requestTimeoutMs' | 'refreshMarginMs'>
+>;
+
+export interface ServiceAccountOptions extends EngineTuning {
+  /** The token endpoint, e.g. `https://hydra.example/oauth2/token` (plain http only on loopback). */
+  tokenUrl: string;
+  clientId: string;
+  /** One secret, or `[current, previous]` during a rotation. Or use `clientSecretFile`. */
+  clientSecret?: string | string[];
+  /** A file holding the secret (or several, one per line), re-read when it changes. */
+  clientSecretFile?: string;
+  /** Default `client_secret_basic`. */
+  authMethod?: AuthMethod;
+  /** Scopes: a list or one space-separated string. */
+  scope?: string | string[];
+  /** Audiences: a list or one space-separated string. */
+  audience?: string | string[];
+  /** A token is never served this close to its expiry. Default 30 (capped at half the lifetime). */
+  refreshMarginSeconds?: number;
+  /** Timeout of one token request. Default 10000. */
+  timeoutMs?: number;
+  /** The `fetch` used for token requests and `account.fetch`. Default `globalThis.fetch`. */
+  fetch?: (input: any, init?: any) => Promise<Response>;
+  /** Called with every engine event (never contains a secret or a token). */
+  onEvent?: (event: TokenEvent) => void;
+  /** The clock, ms since the Unix epoch. Default `Date.now` (tests inject a virtual one). */
+  clock?: () => number;
+  /** Refresh in the background on an unref'd timer at the engine's wakeup. Default true. */
+  backgroundRefresh?: boolean;
+  /** Jitter entropy. Default: 64 random bits. */
+  entropy?: number | bigint;
+}
+
+export interface FromEnvOptions extends Partial<Omit<ServiceAccountOptions, 'tokenUrl' | 'clientId' | 'clientSecret' | 'clientSecretFile'>> {
+  /** Variable prefix, e.g. `BILLING_` for `BILLING_CLIENT_ID`. */
+  prefix?: string;
+  /** Default `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+/** A token with its details. */
+export interface AccountToken {
+  accessToken: string;
+  tokenType: string;
+  expiresAt: Date;
+  scope: string[];
+}
+
+/** The account's options without secrets (safe to log). */
+export interface RedactedOptions {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: '[redacted]';
+  clientSecretFile?: string;
+  authMethod: AuthMethod;
+  scope: string[];
+  audience: string[];
+  refreshMarginSeconds: number;
+  timeoutMs: number;
+}
+
+export type EngineState = 'idle' | 'fetching' | 'backing_off' | 'held';
+
+export class ServiceAccount {
+  constructor(options: ServiceAccountOptions);
+  /** Configuration from `CLIENT_ID`, `CLIENT_SECRET` / `CLIENT_SECRET_FILE`, `TOKEN_URL` / `HYDRA_URL`, `SCOPE`, `AUDIENCE`, `AUTH_METHOD`. */
+  static fromEnv(options?: FromEnvOptions): ServiceAccount;
+  /** An access token. Rejects with a TokenError when none can be had. */
+  getToken(): Promise<string>;
+  /** The token with its expiry and scope. */
+  token(): Promise<AccountToken>;
+  /** `fetch` with `Authorization: Bearer`; on 401 invalidates the token and retries once. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** An API rejected this token: drop it if it is still the current one. */
+  invalidate(accessToken: string): 'invalidated' | 'not_current' | 'rate_limited';
+  /** Stops the timer and aborts a request in flight. */
+  close(): void;
+  readonly options: Readonly<RedactedOptions>;
+  readonly state: EngineState;
+  toJSON(): Record<string, unknown>;
+}
+
+// ---- the sans-IO engine ---------------------------------------------------
+
+/** Engine options, camelCase (snake_case is accepted too). Durations in ms. */
+export interface TokenCacheOptions {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string | string[];
+  authMethod?: AuthMethod;
+  scope?: string | string[];
+  audience?: string | string[];
+  extraParams?: Record<string, string> | Array<[string, string]>;
+  allowInsecureHttp?: boolean;
+  refreshMarginMs?: number;
+  refreshAhead?: number;
+  refreshAheadJitter?: number;
+  defaultLifetimeMs?: number;
+  minLifetimeMs?: number;
+  maxLifetimeMs?: number;
+  maxResponseBytes?: number;
+  requestTimeoutMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  backoffMinMs?: number;
+  backoffJitter?: boolean;
+  maxRetryAfterMs?: number;
+  configErrorHoldMs?: number;
+  invalidateMinIntervalMs?: number;
+}
+
+/** A token as the engine hands it out (times in ms since the Unix epoch). */
+export interface EngineToken {
+  accessToken: string;
+  tokenType: string;
+  scope: string[];
+  receivedAt: number;
+  expiresAt: number;
+  usableUntil: number;
+  refreshAt: number;
+  lifetimeSource: 'expires_in' | 'jwt_exp' | 'default';
+}
+
+/** A token request to send exactly as given, then report against `fetchId`. */
+export interface TokenRequest {
+  fetchId: number;
+  method: string;
+  url: string;
+  headers: Array<[string, string]>;
+  body: string;
+  timeoutMs: number;
+}
+
+/** An engine error as plain data (inside events). */
+export interface EngineError {
+  kind: TokenErrorKind;
+  fault: Fault;
+  retryable: boolean;
+  retryAt: number | null;
+  status: number | null;
+  oauthError: string | null;
+  description: string | null;
+  message?: string;
+}
+
+export type PollResult =
+  | { result: 'ready'; token: EngineToken }
+  | { result: 'ready_and_send'; token: EngineToken; request: TokenRequest }
+  | { result: 'send'; request: TokenRequest }
+  | { result: 'wait'; fetchId: number }
+  | { result: 'fail'; error: TokenError };
+
+export type FetchOutcome = { result: 'token'; token: EngineToken } | { result: 'error'; error: TokenError };
+
+export type ReplaceOutcome = { result: 'replaced'; changed: boolean } | { result: 'error'; error: TokenError };
+
+export type TransportErrorKind = 'timeout' | 'connect' | 'io' | 'other';
+
+/**
+ * The engine's token cache, for hosts that bring their own transport. `poll`;
+ * send what it asks and report with `handleResponse` / `handleTransportError`;
+ * poll again, and at `nextWakeup()`.
+ */
+export class TokenCache {
+  constructor(options: TokenCacheOptions, entropy?: number | bigint);
+  poll(now: number): PollResult;
+  handleResponse(
+    fetchId: number,
+    status: number,
+    headers: Headers | Iterable<[string, string]> | Record<string, string>,
+    body: string | Uint8Array | ArrayBuffer,
+    now: number,
+  ): FetchOutcome;
+  handleTransportError(fetchId: number, kind: TransportErrorKind, message: string, now: number): { result: 'error'; error: TokenError };
+  nextWakeup(): number | null;
+  invalidate(accessToken: string, now: number): 'invalidated' | 'not_current' | 'rate_limited';
+  replaceSecrets(secrets: string | string[], now: number): ReplaceOutcome;
+  replaceSecretsFromFile(contents: string, field: string, now: number): ReplaceOutcome;
+  drainEvents(): TokenEvent[];
+  exportSnapshot(now: number): string | null;
+  importSnapshot(
+    snapshot: string | object,
+    now: number,
+  ): { result: 'imported' } | { result: 'error'; reason: 'corrupt' | 'unsupported_version' | 'fingerprint_mismatch' | 'expired' };
+  readonly state: EngineState;
+  readonly inFlight: number | null;
+  describe(): {
+    tokenUrl: string;
+    clientId: string;
+    authMethod: AuthMethod;
+    scope: string[];
+    audience: string[];
+    secretCount: number;
+    maxResponseBytes: number;
+    requestTimeoutMs: number;
+    refreshMarginMs: number;
+  };
+}

@@ -1,0 +1,253 @@
+'use strict';
+// TokenCache: the sans-IO engine, for hosts that bring their own transport.
+// One method per engine call; results are plain objects (camelCase keys, times
+// in ms since the Unix epoch), errors are TokenError instances.
+
+const { inspect } = require('node:util');
+const crypto = require('node:crypto');
+const { native } = require('./native');
+const { TokenError } = require('./errors');
+
+const REDACTED = '[redacted]';
+const FROM_NATIVE = Symbol('tokenwell.fromNative');
+
+function instant(name, value) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a finite, non-negative number of ms since the Unix epoch`);
+  }
+  return value;
+}
+
+function fetchIdOf(value) {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError('fetchId must be the id of a request');
+  return value;
+}
+
+/** 64 bits of jitter entropy from the OS (the engine draws none of its own). */
+function randomEntropy() {
+  return crypto.randomBytes(8).readBigUInt64LE(0);
+}
+
+function checkEntropy(entropy) {
+  if (entropy === undefined) return randomEntropy();
+  if (typeof entropy === 'bigint') return BigInt.asUintN(64, entropy);
+  if (Number.isSafeInteger(entropy) && entropy >= 0) return entropy;
+  throw new TypeError('entropy must be a non-negative integer or a bigint');
+}
+
+/** A request to send: `inspect` shows it without its credentials. */
+function requestOf(raw) {
+  Object.defineProperty(raw, inspect.custom, {
+    value(depth, options, insp) {
+      const headers = raw.headers.map(([n, v]) =>
+        n.toLowerCase() === 'authorization' ? [n, `${v.split(' ')[0]} ${REDACTED}`] : [n, v],
+      );
+      const body = raw.body
+        .split('&')
+        .map((p) => (p.startsWith('client_secret=') ? `client_secret=${REDACTED}` : p))
+        .join('&');
+      return `TokenRequest ${insp({ ...raw, headers, body }, options)}`;
+    },
+  });
+  return raw;
+}
+
+/** A token as the engine hands it out: `inspect` hides the access token. */
+function tokenOf(raw) {
+  Object.defineProperty(raw, inspect.custom, {
+    value(depth, options, insp) {
+      return `Token ${insp({ ...raw, accessToken: REDACTED }, options)}`;
+    },
+  });
+  return raw;
+}
+
+function pollOf(raw) {
+  if (raw.token) tokenOf(raw.token);
+  if (raw.request) requestOf(raw.request);
+  if (raw.error) raw.error = TokenError.fromEngine(raw.error);
+  return raw;
+}
+
+function headerPairs(headers) {
+  if (headers == null) return [];
+  if (typeof headers[Symbol.iterator] === 'function') {
+    return Array.from(headers, ([name, value]) => [String(name), String(value)]);
+  }
+  if (typeof headers === 'object') return Object.entries(headers).map(([n, v]) => [n, String(v)]);
+  throw new TypeError('headers must be a Headers object, a list of [name, value] pairs or a plain object');
+}
+
+function bodyBuffer(body) {
+  if (body == null) return Buffer.alloc(0);
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (Buffer.isBuffer(body)) return body;
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  throw new TypeError('body must be a string, a Buffer, a typed array or an ArrayBuffer');
+}
+
+/** Unwraps a native create result: the cache, or the config error as JSON. */
+function unwrap(created) {
+  if (typeof created === 'string') throw TokenError.fromEngine(JSON.parse(created));
+  return created;
+}
+
+/**
+ * The engine's token cache for one client. Drive it like this: `poll(now)`; on
+ * `send` / `ready_and_send` send `request` and report the outcome with
+ * `handleResponse` or `handleTransportError`; on `wait` await the fetch in
+ * flight, then poll again; poll again at `nextWakeup()` even if no caller asks.
+ */
+class TokenCache {
+  #native;
+
+  /**
+   * @param {object} options engine options, camelCase (tokenUrl, clientId, clientSecret, ...)
+   * @param {number|bigint} [entropy] jitter seed; random when omitted
+   */
+  constructor(options, entropy) {
+    if (options === FROM_NATIVE) {
+      this.#native = entropy;
+      return;
+    }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new TypeError('TokenCache options must be an object');
+    }
+    this.#native = unwrap(native.createTokenCache(JSON.stringify(options), checkEntropy(entropy), undefined));
+  }
+
+  /** @internal Wraps a native cache (ServiceAccount, fromEnv). */
+  static _wrap(nativeCache) {
+    return new TokenCache(FROM_NATIVE, nativeCache);
+  }
+
+  /** @internal Creates the native cache with secrets read from a file. */
+  static _create(optionsJson, entropy, secretFileContents) {
+    return TokenCache._wrap(unwrap(native.createTokenCache(optionsJson, checkEntropy(entropy), secretFileContents)));
+  }
+
+  /** @internal Creates the native cache from environment variables. */
+  static _createFromEnv(prefix, envJson, overridesJson, entropy, secretFileContents) {
+    return TokenCache._wrap(
+      unwrap(
+        native.createTokenCacheFromEnvironment(
+          prefix,
+          envJson,
+          overridesJson,
+          checkEntropy(entropy),
+          secretFileContents ?? undefined,
+        ),
+      ),
+    );
+  }
+
+  /** What the host should do now. */
+  poll(now) {
+    return pollOf(JSON.parse(this.#native.poll(instant('now', now))));
+  }
+
+  /** Reports the HTTP response to fetch `fetchId`. */
+  handleResponse(fetchId, status, headers, body, now) {
+    if (!Number.isInteger(status) || status < 0 || status > 999) throw new TypeError('status must be an HTTP status');
+    const raw = JSON.parse(
+      this.#native.handleResponse(
+        fetchIdOf(fetchId),
+        status,
+        JSON.stringify(headerPairs(headers)),
+        bodyBuffer(body),
+        instant('now', now),
+      ),
+    );
+    if (raw.token) tokenOf(raw.token);
+    if (raw.error) raw.error = TokenError.fromEngine(raw.error);
+    return raw;
+  }
+
+  /** Reports that fetch `fetchId` failed without a response (`timeout`, `connect`, `io`, `other`). */
+  handleTransportError(fetchId, kind, message, now) {
+    if (!['timeout', 'connect', 'io', 'other'].includes(kind)) {
+      throw new TypeError('kind must be "timeout", "connect", "io" or "other"');
+    }
+    const raw = JSON.parse(
+      this.#native.handleTransportError(fetchIdOf(fetchId), kind, String(message ?? ''), instant('now', now)),
+    );
+    raw.error = TokenError.fromEngine(raw.error);
+    return raw;
+  }
+
+  /** When to poll again even if no caller asks (ms), or null. */
+  nextWakeup() {
+    return this.#native.nextWakeup();
+  }
+
+  /** An API answered 401 for `accessToken`: `invalidated`, `not_current` or `rate_limited`. */
+  invalidate(accessToken, now) {
+    if (typeof accessToken !== 'string') throw new TypeError('accessToken must be a string');
+    return this.#native.invalidate(accessToken, instant('now', now));
+  }
+
+  /** Replaces the client secrets (current first). */
+  replaceSecrets(secrets, now) {
+    const list = typeof secrets === 'string' ? [secrets] : secrets;
+    if (!Array.isArray(list) || !list.every((s) => typeof s === 'string')) {
+      throw new TypeError('secrets must be a string or a list of strings');
+    }
+    return replacedOf(JSON.parse(this.#native.replaceSecrets(JSON.stringify(list), instant('now', now))));
+  }
+
+  /** Replaces the secrets with a secret file's contents (one per line); `field` names the file in errors. */
+  replaceSecretsFromFile(contents, field, now) {
+    if (typeof contents !== 'string') throw new TypeError('contents must be a string');
+    return replacedOf(
+      JSON.parse(this.#native.replaceSecretsFromFile(contents, String(field ?? 'secretFile'), instant('now', now))),
+    );
+  }
+
+  /** Takes every queued event, oldest first. */
+  drainEvents() {
+    return JSON.parse(this.#native.drainEvents());
+  }
+
+  /** The cached token as JSON text for persistence (holds the access token), or null. */
+  exportSnapshot(now) {
+    return this.#native.exportSnapshot(instant('now', now));
+  }
+
+  /** Loads a persisted token: `{result: "imported"}` or `{result: "error", reason}`. */
+  importSnapshot(snapshot, now) {
+    const text = typeof snapshot === 'string' ? snapshot : JSON.stringify(snapshot);
+    const reason = this.#native.importSnapshot(text, instant('now', now));
+    return reason == null ? { result: 'imported' } : { result: 'error', reason };
+  }
+
+  /** `idle`, `fetching`, `backing_off` or `held`. */
+  get state() {
+    return this.#native.state;
+  }
+
+  /** The id of the fetch in flight, or null. */
+  get inFlight() {
+    return this.#native.inFlight ?? null;
+  }
+
+  /** The configuration without secrets. */
+  describe() {
+    return JSON.parse(this.#native.describe());
+  }
+
+  toJSON() {
+    return { ...this.describe(), state: this.state };
+  }
+
+  [inspect.custom](depth, options, insp) {
+    return `TokenCache ${insp(this.toJSON(), options)}`;
+  }
+}
+
+function replacedOf(raw) {
+  if (raw.error) raw.error = TokenError.fromEngine(raw.error);
+  return raw;
+}
+
+module.exports = { TokenCache, REDACTED, tokenOf, randomEntropy };

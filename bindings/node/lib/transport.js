@@ -1,0 +1,137 @@
+'use strict';
+// Sends one token request the engine asked for, with `fetch`, and turns every
+// outcome into what the engine takes: a response (status, headers, body read
+// up to the engine's size limit) or a transport failure of a given kind.
+// It never throws and never decides anything: classification is the engine's.
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CONNECT',
+  'ETIMEDOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+const IO_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+
+/** Rejects when `signal` aborts, so a `fetch` that ignores its signal cannot hang us. */
+function untilAborted(promise, signal) {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The body, read until `limit + 1` bytes at most: enough for the engine to see it is too large. */
+async function readLimited(response, limit, signal) {
+  const stream = response.body;
+  if (stream == null) {
+    if (typeof response.arrayBuffer !== 'function') return Buffer.alloc(0);
+    const all = Buffer.from(await untilAborted(response.arrayBuffer(), signal));
+    return all.subarray(0, limit + 1);
+  }
+  const reader = stream.getReader();
+  const chunks = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await untilAborted(reader.read(), signal);
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+      if (size > limit) break;
+    }
+  } finally {
+    if (size > limit || signal.aborted) reader.cancel().catch(() => {});
+    else reader.releaseLock();
+  }
+  return Buffer.concat(chunks, Math.min(size, limit + 1));
+}
+
+function codeOf(error) {
+  for (let e = error, depth = 0; e != null && depth < 5; e = e.cause, depth++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
+}
+
+function describe(error) {
+  if (error == null) return 'unknown error';
+  const parts = [];
+  for (let e = error, depth = 0; e != null && depth < 3; e = e.cause, depth++) {
+    const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    parts.push(typeof e.code === 'string' && !text.includes(e.code) ? `${text} (${e.code})` : text);
+  }
+  return parts.join(' <- ');
+}
+
+/**
+ * Sends `request` (from the engine) with `fetchImpl`.
+ * @returns {Promise<{type: 'response', status, headers, body} | {type: 'transport', kind, message}>}
+ */
+async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSignal }) {
+  const timeout = AbortSignal.timeout(request.timeoutMs);
+  const signal = closeSignal ? AbortSignal.any([timeout, closeSignal]) : timeout;
+  let stage = 'connect';
+  try {
+    const response = await untilAborted(
+      Promise.resolve().then(() =>
+        fetchImpl(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: request.body,
+          redirect: 'manual',
+          signal,
+        }),
+      ),
+      signal,
+    );
+    if (response == null || typeof response.status !== 'number') {
+      return { type: 'transport', kind: 'other', message: 'fetch did not return a Response' };
+    }
+    stage = 'read';
+    const body = await readLimited(response, maxResponseBytes, signal);
+    const headers = response.headers == null ? [] : Array.from(response.headers, ([n, v]) => [n, v]);
+    return { type: 'response', status: response.status, headers, body };
+  } catch (error) {
+    if (timeout.aborted) {
+      return { type: 'transport', kind: 'timeout', message: `no complete response within ${request.timeoutMs} ms` };
+    }
+    if (closeSignal?.aborted) return { type: 'transport', kind: 'other', message: 'aborted: the account was closed' };
+    const code = codeOf(error);
+    let kind = stage === 'read' ? 'io' : 'other';
+    if (CONNECT_CODES.has(code)) kind = 'connect';
+    else if (IO_CODES.has(code)) kind = 'io';
+    else if (TIMEOUT_CODES.has(code)) kind = 'timeout';
+    return { type: 'transport', kind, message: describe(error) };
+  }
+}
+
+module.exports = { sendTokenRequest, readLimited };

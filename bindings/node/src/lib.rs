@@ -1,0 +1,25 @@
+//! # tokenwell-node: the native half of the npm package `tokenwell`
+//!
+//! A thin napi-rs binding of the sans-IO engine (crate `tokenwell`): conversion
+//! in, one call into the engine, conversion out. It makes no decision of its
+//! own: no retry, no expiry or backoff arithmetic, no clock, no I/O. The
+//! JavaScript half (`lib/`) owns `fetch`, timers and promises.
+//!
+//! Values cross the boundary as JSON text with camelCase keys. The JS side
+//! parses it with `JSON.parse`, which V8 does faster than napi builds an object
+//! property by property, and it keeps every shape in one place: the engine's
+//! `Serialize` implementations.
+//!
+//! Host input never panics here: every argument is checked and refused with a
+//! JS exception that names it. Every export is also `catch_unwind`, so a bug
+//! becomes a JS exception instead of aborting the process.
+
+mod cache;
+mod config;
+mod error;
+mod json;
+
+pub use cache::{
+    create_token_cache, create_token_cache_from_environment, secret_file_from_environment, NativeTokenCache,
+};
+pub use error::error_kinds;

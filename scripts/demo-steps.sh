@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The demo itself, run by scripts/demo.sh inside with-servers.sh (which exports
+# HYDRA_BIN, HYDRA_ADMIN_URL, HYDRA_TOKEN_URL and stops the servers afterwards).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+work=$(mktemp -d)
+api_pid=
+cleanup() {
+  [[ -n $api_pid ]] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "Hydra is up. An operator registers the billing worker as an OAuth 2.0 client:"
+audience=https://billing.tokenwell.test
+echo "\$ hydra create client --name \"Billing Worker\" --grant-type client_credentials \\"
+echo "    --token-endpoint-auth-method client_secret_basic --scope \"billing:read billing:write\" \\"
+echo "    --audience $audience --format json"
+"$HYDRA_BIN" create client --endpoint "$HYDRA_ADMIN_URL" --name "Billing Worker" \
+  --grant-type client_credentials --token-endpoint-auth-method client_secret_basic \
+  --scope "billing:read billing:write" --audience "$audience" --format json >"$work/client.json"
+CLIENT_ID=$(jq -r .client_id "$work/client.json")
+CLIENT_SECRET=$(jq -r .client_secret "$work/client.json")
+echo "client_id: $CLIENT_ID  (the secret is kept out of this output)"
+
+python3 examples/demo-api/api.py --introspect "$HYDRA_ADMIN_URL/admin/oauth2/introspect" \
+  --port-file "$work/api.port" 2>"$work/api.log" &
+api_pid=$!
+for _ in $(seq 100); do [[ -s $work/api.port ]] && break; kill -0 "$api_pid" || exit 1; sleep 0.05; done
+API_URL="http://127.0.0.1:$(cat "$work/api.port")/invoices"
+echo "A billing API that only accepts tokens Hydra says are active listens at $API_URL"
+
+export CLIENT_ID CLIENT_SECRET API_URL TOKEN_URL=$HYDRA_TOKEN_URL SCOPE="billing:read billing:write" AUDIENCE=$audience
+
+say "1. The TypeScript billing worker (npm package tokenwell): ServiceAccount.fromEnv(), account.fetch()"
+make --no-print-directory -s -C examples/node-worker build >/dev/null
+WORKER_ITERATIONS=3 node examples/node-worker/dist/worker.js
+
+say "2. The Python cron job (pip package tokenwell), run twice: the second run reuses the cached token"
+export TOKEN_CACHE_PATH=$work/cron-token.json
+echo "-- first run"
+bindings/python/.venv/bin/python examples/python-cron/cron.py
+echo "-- second run, a minute later in real life"
+bindings/python/.venv/bin/python examples/python-cron/cron.py
+
+if [[ -f bindings/component/Makefile ]]; then
+  say "3. A WebAssembly component composed with tokenwell's provider component (wac plug)"
+  make --no-print-directory -s -C bindings/component run-composed
+fi
+
+say "4. A Rust service with the blocking driver: eight threads, one token request"
+cargo run -q -p tokenwell-example-rust-service
+
+say "Done. Every token came from the same engine; stopping Hydra and the other servers."

@@ -7,7 +7,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 work=$(mktemp -d)
 api_pid=
 cleanup() {
-  [[ -n $api_pid ]] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
+  if [[ -n $api_pid ]]; then
+    kill "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

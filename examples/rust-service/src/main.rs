@@ -112,6 +112,12 @@ fn main() {
 }
 
 fn tokenwell_event_line(event: &tokenwell::Event) -> String {
-    // Events serialize without secrets or tokens: safe for audit logs.
-    serde_json::to_string(event).unwrap_or_else(|_| format!("{:?}", event.kind))
+    // Events serialize without secrets or tokens: safe for audit logs. Show the
+    // type and the actor here; a real service would log the whole JSON object.
+    let json = serde_json::to_value(event).unwrap_or_default();
+    let detail = ["reason", "lifetime_source", "error_kind"]
+        .iter()
+        .find_map(|key| json.get(*key).and_then(|v| v.as_str()).map(|v| format!(" ({key}: {v})")))
+        .unwrap_or_default();
+    format!("{}{detail}, actor {} {}", json["type"].as_str().unwrap_or("?"), event.actor_type, event.actor_id)
 }

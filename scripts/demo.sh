@@ -26,4 +26,4 @@ cargo build -q -p tokenwell-example-rust-service
 echo "Rust service example: built  [$((SECONDS - step)) s]"
 
 say "Starting Ory Hydra (in-memory database) and a second server, oidc-provider, on 127.0.0.1"
-exec tests/integration/servers/with-servers.sh bash scripts/demo-steps.sh
+TOKENWELL_BULK_CLIENTS=0 exec tests/integration/servers/with-servers.sh bash scripts/demo-steps.sh

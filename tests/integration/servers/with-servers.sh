@@ -20,6 +20,8 @@
 #                                 servers (5)
 #   TOKENWELL_OIDC_TTL_SECONDS    oidc-provider's access token TTL (300)
 #   TOKENWELL_READY_TIMEOUT       seconds to wait for each server (60)
+#   TOKENWELL_BULK_CLIENTS        "bulk" clients with random secrets per
+#                                 server (200; the end-to-end suites need 200)
 #   TOKENWELL_SERVER_LOGS         a directory: copy the servers' logs there
 #                                 on exit (they are deleted otherwise)
 #   TOKENWELL_CACHE               cache dir for the Hydra binary (.cache)
@@ -39,6 +41,7 @@ READY_TIMEOUT=${TOKENWELL_READY_TIMEOUT:-60}
 HYDRA_TTL=${TOKENWELL_HYDRA_TTL_SECONDS:-3600}
 SHORT_TTL=${TOKENWELL_SHORT_TTL_SECONDS:-5}
 OIDC_TTL=${TOKENWELL_OIDC_TTL_SECONDS:-300}
+BULK=${TOKENWELL_BULK_CLIENTS:-200}
 AUDIENCE=https://billing.tokenwell.test
 SCOPES="billing:read billing:write"
 HOST=127.0.0.1
@@ -49,6 +52,7 @@ die() { log "ERROR: $*"; exit 1; }
 for n in READY_TIMEOUT HYDRA_TTL SHORT_TTL OIDC_TTL; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { log "ERROR: $n must be a positive integer (got '${!n}')"; exit 2; }
 done
+[[ $BULK =~ ^[0-9]+$ && $BULK -le 10000 ]] || { log "ERROR: TOKENWELL_BULK_CLIENTS must be 0-10000 (got '$BULK')"; exit 2; }
 for tool in curl jq node npm flock timeout; do
   command -v "$tool" >/dev/null || { log "ERROR: '$tool' is required"; exit 2; }
 done
@@ -237,6 +241,7 @@ OIDC_PORT=0 \
   OIDC_SHORT_TTL="$SHORT_TTL" \
   OIDC_AUDIENCE="$AUDIENCE" \
   OIDC_PARENT_PID=$$ \
+  OIDC_BULK_CLIENTS="$BULK" \
   node "$OIDC_DIR/server.mjs" </dev/null >"$OIDC_LOG" 2>&1 &
 OIDC_PID=$!
 register_pid "$OIDC_PID"
@@ -292,6 +297,16 @@ HYDRA_ADMIN_URL=http://$HOST:$HYDRA_ADMIN_PORT
 HYDRA_TOKEN_URL=$HYDRA_PUBLIC_URL/oauth2/token
 log "Hydra ready in $((SECONDS - t0))s: public $HYDRA_PUBLIC_URL admin $HYDRA_ADMIN_URL"
 
+# The bulk clients (random printable ASCII + Unicode secrets), through the
+# admin REST API, 8 at a time, while the CLI creates the others below. Their
+# entries (with the secrets) go to a file in RUN_DIR only, never to a log.
+HYDRA_BULK_JSON=$RUN_DIR/hydra-bulk-clients.json
+BULK_T0=$SECONDS
+node "$HERE/hydra-bulk-clients.mjs" "$HYDRA_ADMIN_URL" "$BULK" "$HYDRA_TTL" "$HYDRA_BULK_JSON" \
+  </dev/null >"$RUN_DIR/hydra-bulk.log" 2>&1 &
+HYDRA_BULK_PID=$!
+register_pid "$HYDRA_BULK_PID" # stopped with the servers if startup fails first
+
 # Clients, created with the hydra CLI. Each writes the CLI's JSON output to
 # $RUN_DIR/hydra-client-ROLE.json.
 hydra_create() {
@@ -328,6 +343,10 @@ jq -n --arg scope "$SCOPES" --arg aud "$AUDIENCE" --arg ttl "${SHORT_TTL}s" '{
   client_credentials_grant_access_token_lifespan: $ttl
 }' >"$RUN_DIR/hydra-short-ttl-client.json"
 hydra_create short_ttl --file "$RUN_DIR/hydra-short-ttl-client.json"
+
+wait "$HYDRA_BULK_PID" || die "creating Hydra's bulk clients failed: $(tail -n 3 "$RUN_DIR/hydra-bulk.log")"
+[[ $(jq length "$HYDRA_BULK_JSON") == "$BULK" ]] || die "Hydra's bulk client list is incomplete"
+log "hydra: $BULK bulk clients (random ASCII + Unicode secrets) created in $((SECONDS - BULK_T0))s"
 
 # Hydra generates its JWT access-token signing key lazily, on the first JWT
 # token (RSA-4096: seconds on a busy machine). Issue one now, with the CLI,
@@ -380,6 +399,7 @@ jq -n \
   --argjson jwt "$(hydra_client_json jwt jwt "$HYDRA_TTL")" \
   --argjson special "$(hydra_client_json special_secret opaque "$HYDRA_TTL")" \
   --argjson short "$(hydra_client_json short_ttl opaque "$SHORT_TTL")" \
+  --slurpfile hydra_bulk "$HYDRA_BULK_JSON" \
   --arg oidc_log "$OIDC_LOG" \
   --slurpfile oidc "$OIDC_READY" \
   '{
@@ -401,7 +421,8 @@ jq -n \
       access_token_ttl_seconds: $hydra_ttl,
       audience_parameter: "audience",
       default_audience: null,
-      clients: {basic: $basic, post: $post, jwt: $jwt, special_secret: $special, short_ttl: $short}
+      clients: {basic: $basic, post: $post, jwt: $jwt, special_secret: $special, short_ttl: $short},
+      bulk_clients: $hydra_bulk[0]
     },
     oidc_provider: ($oidc[0] + {log: $oidc_log})
   }' >"$SERVERS_JSON.tmp"

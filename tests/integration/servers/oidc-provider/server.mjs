@@ -15,6 +15,17 @@
 //   OIDC_AUDIENCE          the default resource indicator / audience
 //                          (default https://billing.tokenwell.test)
 //   OIDC_PARENT_PID        if set, exit when that process is gone
+//   OIDC_BULK_CLIENTS      how many "bulk" clients to add (default 200)
+//
+// Bulk clients (`bulk_clients` in the description): `tokenwell-bulk-000`, ...,
+// client_secret_basic, no scopes requested, each with a random secret of 8-40
+// printable ASCII characters (../random-secrets.mjs), generated here at startup.
+// ASCII only: oidc-provider enforces RFC 6749 Appendix A (client-secret =
+// *VSCHAR, %x20-7E) both when it loads a client and when it decodes the
+// credentials, so a Unicode secret is refused (Hydra's bulk clients have them).
+//
+// Secrets: the description (which has every secret) goes to OIDC_READY_FILE
+// only; it is printed on stdout only when there is no ready file (a manual run).
 //
 // Audience: oidc-provider implements RFC 8707 resource indicators
 // (`resource=` form parameter). It does NOT understand Auth0/Hydra-style
@@ -38,6 +49,8 @@ import { createRequire } from 'node:module';
 
 import Provider, { errors } from 'oidc-provider';
 
+import { randomSecret } from '../random-secrets.mjs';
+
 const require = createRequire(import.meta.url);
 const { version: OIDC_PROVIDER_VERSION } = require('oidc-provider/package.json');
 
@@ -48,8 +61,10 @@ const SHORT_TTL = Number.parseInt(process.env.OIDC_SHORT_TTL ?? '5', 10);
 const AUDIENCE = process.env.OIDC_AUDIENCE ?? 'https://billing.tokenwell.test';
 const SCOPES = ['billing:read', 'billing:write'];
 const READY_FILE = process.env.OIDC_READY_FILE;
+const BULK = Number.parseInt(process.env.OIDC_BULK_CLIENTS ?? '200', 10);
 
-for (const [k, v] of [['OIDC_ACCESS_TOKEN_TTL', TTL], ['OIDC_SHORT_TTL', SHORT_TTL], ['OIDC_PORT', PORT]]) {
+for (const [k, v] of [['OIDC_ACCESS_TOKEN_TTL', TTL], ['OIDC_SHORT_TTL', SHORT_TTL], ['OIDC_PORT', PORT],
+  ['OIDC_BULK_CLIENTS', BULK]]) {
   if (!Number.isInteger(v) || v < 0) {
     console.error(`oidc-provider: bad ${k}`);
     process.exit(2);
@@ -101,7 +116,16 @@ const CLIENTS = {
     ttl: SHORT_TTL,
   },
 };
-const byId = new Map(Object.values(CLIENTS).map((c) => [c.client_id, c]));
+// Many clients with random VSCHAR secrets (ASCII only, see above).
+const BULK_CLIENTS = Array.from({ length: BULK }, (_, i) => ({
+  client_id: `tokenwell-bulk-${String(i).padStart(3, '0')}`,
+  client_secret: randomSecret({ unicode: false }),
+  token_endpoint_auth_method: 'client_secret_basic',
+  format: 'opaque',
+  ttl: TTL,
+}));
+const ALL_CLIENTS = [...Object.values(CLIENTS), ...BULK_CLIENTS];
+const byId = new Map(ALL_CLIENTS.map((c) => [c.client_id, c]));
 
 // A fresh signing key per run (JWT access tokens); nothing is persisted.
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -113,7 +137,7 @@ server.listen(PORT, HOST, () => {
   const issuer = `http://${HOST}:${port}`;
 
   const provider = new Provider(issuer, {
-    clients: Object.values(CLIENTS).map((c) => ({
+    clients: ALL_CLIENTS.map((c) => ({
       client_id: c.client_id,
       client_secret: c.client_secret,
       token_endpoint_auth_method: c.token_endpoint_auth_method,
@@ -184,15 +208,27 @@ server.listen(PORT, HOST, () => {
       access_token_format: c.format,
       access_token_ttl_seconds: c.ttl,
     }])),
+    // Requested with no scope and no resource: the default resource applies.
+    bulk_clients: BULK_CLIENTS.map((c) => ({
+      client_id: c.client_id,
+      client_secret: c.client_secret,
+      auth_method: c.token_endpoint_auth_method,
+      scopes: [],
+      audience: [],
+      access_token_format: c.format,
+      access_token_ttl_seconds: c.ttl,
+    })),
   };
   const json = JSON.stringify(description, null, 2);
   if (READY_FILE) {
     const tmp = path.join(path.dirname(READY_FILE), `.${path.basename(READY_FILE)}.${process.pid}`);
-    fs.writeFileSync(tmp, json);
+    fs.writeFileSync(tmp, json, { mode: 0o600 });
     fs.renameSync(tmp, READY_FILE);
+  } else {
+    console.log(json); // a manual run: the only way to learn the secrets
   }
-  console.log(json);
-  console.error(`oidc-provider ${OIDC_PROVIDER_VERSION} listening on ${issuer}`);
+  console.error(`oidc-provider ${OIDC_PROVIDER_VERSION} listening on ${issuer}`
+    + ` (${Object.keys(CLIENTS).length} clients + ${BULK_CLIENTS.length} bulk clients)`);
 });
 
 server.on('error', (err) => {

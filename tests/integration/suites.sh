@@ -29,5 +29,6 @@ for host in "${hosts[@]}"; do
     echo "=== $host: FAILED after $((SECONDS - start)) s ==="
   fi
 done
-echo "end-to-end hosts: $passed passed, $failed failed${failed_hosts[*]:+ (${failed_hosts[*]})}"
+[[ $failed -eq 0 ]] || echo "failed hosts: ${failed_hosts[*]}"
+echo "end-to-end: $passed passed, $failed failed"
 ((failed == 0))

@@ -294,7 +294,6 @@ impl From<ConfigError> for TokenError {
 /// Why a persisted token snapshot was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum SnapshotError {
     /// The snapshot is not valid snapshot JSON.
     #[error("snapshot is corrupt: {detail}")]

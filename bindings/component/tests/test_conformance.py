@@ -1,0 +1,125 @@
+"""Replays every shared conformance scenario (tests/conformance/scenarios/*.json,
+format in tests/conformance/README.md) through the ``engine`` component: each
+step calls the ``token-cache`` resource across the component boundary, the WIT
+result is converted to the canonical output, and it is matched as a subset,
+exactly like the Rust runner (core/tests/conformance.rs)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from wasm_host import (
+    REPO,
+    CacheHandle,
+    ConfigRefused,
+    EngineInstance,
+    canonical_config_error,
+    canonical_error,
+    canonical_poll,
+    canonical_token,
+    is_err,
+    iter_events,
+    snake,
+)
+
+SCENARIOS = REPO / "tests" / "conformance" / "scenarios"
+PATHS = sorted(SCENARIOS.glob("*.json"))
+
+
+def run_step(cache: CacheHandle, step: Dict[str, Any]) -> Dict[str, Any]:
+    at = step.get("at", 0)
+    do = step["do"]
+    if do == "poll":
+        return canonical_poll(cache.poll(at))
+    if do == "respond":
+        body = base64.b64decode(step["body_base64"]) if "body_base64" in step else step.get("body", "").encode()
+        headers = [(name, value) for name, value in step.get("headers", [])]
+        failed, value = is_err(cache.handle_response(step["fetch_id"], step["status"], headers, body, at))
+        if failed:
+            return {"result": "error", "error": canonical_error(value)}
+        return {"result": "token", "token": canonical_token(value)}
+    if do == "transport_error":
+        error = cache.handle_transport_error(step["fetch_id"], step["kind"], step.get("message", ""), at)
+        return {"result": "error", "error": canonical_error(error)}
+    if do == "invalidate":
+        return {"result": snake(cache.invalidate(step["token"], at))}
+    if do == "replace_secrets":
+        failed, value = is_err(cache.replace_secrets(step["secrets"], at))
+        if failed:
+            return {"result": "error", "error": canonical_config_error(value)}
+        return {"result": "replaced", "changed": value}
+    if do == "next_wakeup":
+        return {"at": cache.next_wakeup()}
+    if do == "export_snapshot":
+        text = cache.export_snapshot(at)
+        return {"result": "none"} if text is None else {"result": "snapshot", "snapshot": json.loads(text)}
+    if do == "import_snapshot":
+        text = step["snapshot_text"] if "snapshot_text" in step else json.dumps(step["snapshot"])
+        refused = cache.import_snapshot(text, at)
+        if refused is None:
+            return {"result": "imported"}
+        return {"result": "error", "reason": snake(refused.tag)}
+    if do == "events":
+        return {"events": list(iter_events(cache))}
+    raise AssertionError(f"unknown step kind {do!r}")
+
+
+def subset(expected: Any, actual: Any, path: str = "") -> None:
+    """The README's matcher: every expected key present and matching; arrays equal in length."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
+        for key, value in expected.items():
+            assert key in actual, f"{path}.{key}: missing in actual"
+            subset(value, actual[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{path}: expected an array, got {actual!r}"
+        assert len(expected) == len(actual), f"{path}: expected {len(expected)} elements, got {len(actual)}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            subset(e, a, f"{path}[{i}]")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert isinstance(actual, (int, float)) and not isinstance(actual, bool), f"{path}: expected {expected!r}, got {actual!r}"
+        assert float(expected) == float(actual), f"{path}: expected {expected!r}, got {actual!r}"
+    else:
+        assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
+
+
+@pytest.fixture(scope="module")
+def engine() -> EngineInstance:
+    """One component instance for all scenarios: each scenario makes its own cache resource."""
+    return EngineInstance()
+
+
+def test_scenarios_exist() -> None:
+    assert PATHS, f"no scenarios in {SCENARIOS}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_scenario(engine: EngineInstance, path: Path) -> None:
+    scenario = json.loads(path.read_text())
+    config_json = json.dumps(scenario["config"])
+    if "expect_config_error" in scenario:
+        with pytest.raises(ConfigRefused) as refused:
+            engine.from_json(config_json, scenario.get("entropy", 0))
+        subset(scenario["expect_config_error"], refused.value.error, "config_error")
+        return
+    cache = engine.from_json(config_json, scenario.get("entropy", 0))
+    steps: List[Dict[str, Any]] = scenario["steps"]
+    try:
+        for i, step in enumerate(steps):
+            actual = run_step(cache, step)
+            where = f"{path.name} step {i} ({step['do']})"
+            if "expect" in step:
+                try:
+                    subset(step["expect"], actual)
+                except AssertionError as mismatch:
+                    raise AssertionError(f"{where}: {mismatch}\n  actual: {json.dumps(actual)}") from None
+            text = json.dumps(actual)
+            for needle in step.get("forbid_substrings", []):
+                assert needle not in text, f"{where}: output contains forbidden {needle!r}: {text}"
+    finally:
+        cache.drop()

@@ -47,10 +47,8 @@ bindings/python/.venv/bin/python examples/python-cron/cron.py
 echo "-- second run, a minute later in real life"
 bindings/python/.venv/bin/python examples/python-cron/cron.py
 
-if [[ -f bindings/component/Makefile ]]; then
-  say "3. A WebAssembly component composed with tokenwell's provider component (wac plug)"
-  make --no-print-directory -s -C bindings/component run-composed
-fi
+say "3. A WebAssembly component that calls the API, composed with tokenwell's provider component"
+make --no-print-directory -s -C examples/wasi-compose run
 
 say "4. A Rust service with the blocking driver: eight threads, one token request"
 cargo run -q -p tokenwell-example-rust-service

@@ -16,11 +16,9 @@ echo "Node package (napi-rs): built  [$((SECONDS - step)) s]"
 step=$SECONDS
 make --no-print-directory -s -C bindings/python build >/dev/null
 echo "Python package (pyo3): built  [$((SECONDS - step)) s]"
-if [[ -f bindings/component/Makefile ]]; then
-  step=$SECONDS
-  make --no-print-directory -s -C bindings/component component compose >/dev/null
-  echo "WebAssembly components: built and composed  [$((SECONDS - step)) s]"
-fi
+step=$SECONDS
+make --no-print-directory -s -C bindings/component component compose >/dev/null
+echo "WebAssembly components: built and composed  [$((SECONDS - step)) s]"
 step=$SECONDS
 cargo build -q -p tokenwell-example-rust-service
 echo "Rust service example: built  [$((SECONDS - step)) s]"

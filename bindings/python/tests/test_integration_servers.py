@@ -244,7 +244,7 @@ def test_a_wrong_secret_is_invalid_client_and_never_shown(server: str) -> None:
     assert caught.kind == "invalid_client" and caught.fault == "credentials"
     assert caught.status == 401 and caught.oauth_error == "invalid_client"
     texts = [str(caught), repr(caught), shown, str(caught.description), repr(account), str(account)]
-    texts += [json.dumps(e, default=str) for e in log.events] + [repr(e) for e in log.events]
+    texts += [json.dumps(e, default=str, ensure_ascii=False) for e in log.events] + [repr(e) for e in log.events]
     # (Booleans, so that a failure does not print the secret itself.)
     shown_at = [i for i, text in enumerate(texts) if wrong in text or real in text]
     assert not shown_at, f"{server}: a secret is shown in texts {shown_at}"
@@ -444,7 +444,7 @@ def test_secret_rotation_in_hydra_has_zero_failed_calls(tmp_path: Path) -> None:
     assert calls[0] > 100, f"the worker made only {calls[0]} calls"
     fallbacks = log.count("secret_fallback")
     assert fallbacks >= 2, f"expected a fallback to the old secret, then to the new one; saw {fallbacks}: {log.types()}"
-    leaked = any(old in json.dumps(e, default=str) or new in json.dumps(e, default=str) for e in log.events)
+    leaked = any(old in json.dumps(e, default=str, ensure_ascii=False) or new in json.dumps(e, default=str, ensure_ascii=False) for e in log.events)
     assert not leaked, "a secret is in an event"
     print(f"rotation: {calls[0]} calls, 0 failures, {fallbacks} secret fallbacks")
 

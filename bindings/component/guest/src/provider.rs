@@ -354,6 +354,14 @@ fn read_body(body: &IncomingBody, limit: usize, deadline: u64) -> Result<Vec<u8>
                 }
             }
             Err(StreamError::Closed) => return Ok(bytes),
+            // The host's between-bytes timer and this deadline race; past the
+            // deadline the failure is the timeout whichever fired first.
+            Err(_) if monotonic_clock::now() >= deadline => {
+                return Err((
+                    tw::TransportErrorKind::Timeout,
+                    "the response body did not end before the request timeout".to_owned(),
+                ));
+            }
             Err(error) => return Err(stream_failure(error)),
         }
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -27,8 +28,10 @@ from wasm_host import (
     snake,
 )
 
-SCENARIOS = REPO / "tests" / "conformance" / "scenarios"
-PATHS = sorted(SCENARIOS.glob("*.json"))
+sys.path.insert(0, str(REPO / "tests" / "conformance"))
+from replay import SCENARIOS, check_step, scenario_paths, subset  # noqa: E402
+
+PATHS = scenario_paths()
 
 
 def run_step(cache: CacheHandle, step: Dict[str, Any]) -> Dict[str, Any]:
@@ -69,25 +72,6 @@ def run_step(cache: CacheHandle, step: Dict[str, Any]) -> Dict[str, Any]:
     raise AssertionError(f"unknown step kind {do!r}")
 
 
-def subset(expected: Any, actual: Any, path: str = "") -> None:
-    """The README's matcher: every expected key present and matching; arrays equal in length."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key}: missing in actual"
-            subset(value, actual[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list), f"{path}: expected an array, got {actual!r}"
-        assert len(expected) == len(actual), f"{path}: expected {len(expected)} elements, got {len(actual)}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            subset(e, a, f"{path}[{i}]")
-    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        assert isinstance(actual, (int, float)) and not isinstance(actual, bool), f"{path}: expected {expected!r}, got {actual!r}"
-        assert float(expected) == float(actual), f"{path}: expected {expected!r}, got {actual!r}"
-    else:
-        assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
-
-
 @pytest.fixture(scope="module")
 def engine() -> EngineInstance:
     """One component instance for all scenarios: each scenario makes its own cache resource."""
@@ -112,14 +96,6 @@ def test_scenario(engine: EngineInstance, path: Path) -> None:
     try:
         for i, step in enumerate(steps):
             actual = run_step(cache, step)
-            where = f"{path.name} step {i} ({step['do']})"
-            if "expect" in step:
-                try:
-                    subset(step["expect"], actual)
-                except AssertionError as mismatch:
-                    raise AssertionError(f"{where}: {mismatch}\n  actual: {json.dumps(actual)}") from None
-            text = json.dumps(actual)
-            for needle in step.get("forbid_substrings", []):
-                assert needle not in text, f"{where}: output contains forbidden {needle!r}: {text}"
+            check_step(step, actual, f"{path.name} step {i} ({step['do']})")
     finally:
         cache.drop()

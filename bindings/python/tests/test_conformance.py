@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -14,8 +15,10 @@ import pytest
 
 from tokenwell import InvalidConfigError, SnapshotError, TokenCache, TokenError
 
-SCENARIOS = Path(__file__).resolve().parents[3] / "tests" / "conformance" / "scenarios"
-PATHS = sorted(SCENARIOS.glob("*.json"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "conformance"))
+from replay import SCENARIOS, check_step, scenario_paths, subset  # noqa: E402
+
+PATHS = scenario_paths()
 
 
 def canonical_token(token: Any) -> Dict[str, Any]:
@@ -109,28 +112,6 @@ def run_step(cache: TokenCache, step: Dict[str, Any]) -> Dict[str, Any]:
     raise AssertionError(f"unknown step kind {do!r}")
 
 
-def subset(expected: Any, actual: Any, path: str = "") -> None:
-    """The README's matcher: every expected key present and matching; arrays equal in length."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key}: missing in actual"
-            subset(value, actual[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list), f"{path}: expected an array, got {actual!r}"
-        assert len(expected) == len(actual), f"{path}: expected {len(expected)} elements, got {len(actual)}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            subset(e, a, f"{path}[{i}]")
-    elif isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
-        assert expected is actual or expected == actual and type(expected) is type(actual), (
-            f"{path}: expected {expected!r}, got {actual!r}"
-        )
-    elif isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-        assert float(expected) == float(actual), f"{path}: expected {expected!r}, got {actual!r}"
-    else:
-        assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
-
-
 def test_scenarios_exist() -> None:
     assert SCENARIOS.is_dir(), f"{SCENARIOS} is missing"
     assert PATHS, f"no scenarios in {SCENARIOS}"
@@ -148,12 +129,4 @@ def test_scenario(path: Path) -> None:
     steps: List[Dict[str, Any]] = scenario["steps"]
     for i, step in enumerate(steps):
         actual = run_step(cache, step)
-        where = f"step {i} ({step['do']})"
-        if "expect" in step:
-            try:
-                subset(step["expect"], actual)
-            except AssertionError as mismatch:
-                raise AssertionError(f"{where}: {mismatch}\n  actual: {json.dumps(actual)}") from None
-        text = json.dumps(actual, ensure_ascii=False)
-        for needle in step.get("forbid_substrings", []):
-            assert needle not in text, f"{where}: output contains forbidden {needle!r}"
+        check_step(step, actual, f"step {i} ({step['do']})")

@@ -285,9 +285,7 @@ impl ConfigError {
 
 impl From<ConfigError> for TokenError {
     fn from(error: ConfigError) -> Self {
-        let mut token_error = TokenError::new(ErrorKind::Config, error.to_string());
-        token_error.oauth_error = None;
-        token_error
+        TokenError::new(ErrorKind::Config, error.to_string())
     }
 }
 

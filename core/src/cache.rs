@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::config::{validate_secrets, Config};
 use crate::error::{ConfigError, ErrorKind, SnapshotError, TokenError};
 use crate::event::{Event, EventKind, RefreshReason};
-use crate::request::{build_token_request, form_urlencode, FetchId, TokenRequest};
-use crate::response::{parse_token_response, sanitize, LifetimeSource, ParsedToken};
+use crate::request::{build_token_request, FetchId, TokenRequest};
+use crate::response::{parse_guarded, server_text, LifetimeSource, ParsedToken};
+use crate::scrub::{Credentials, WITHHELD};
 use crate::secret::{AccessToken, ClientSecret, REDACTED};
 
 /// A fetch never reported on is abandoned this long after its request timeout.
@@ -136,6 +137,10 @@ pub enum TransportErrorKind {
     Connect,
     /// The connection broke while sending or reading.
     Io,
+    /// The server's TLS certificate could not be verified (unknown CA, wrong
+    /// host name, expired). Classified as [`ErrorKind::TlsCertificate`], a
+    /// configuration fault that is held rather than retried.
+    Tls,
     /// Anything else.
     Other,
 }
@@ -361,14 +366,16 @@ impl TokenCache {
     ) -> Result<Token, TokenError> {
         self.observe_clock(now);
         let flight = self.take_flight(fetch_id)?;
-        match parse_token_response(status, headers, body, now, &self.config.policy) {
+        let parsed = parse_guarded(status, headers, body, now, &self.config.policy, &self.credentials());
+        match parsed {
             Ok(parsed) => Ok(self.install(&flight, parsed, now)),
             Err(error) => Err(self.fail(&flight, error, now)),
         }
     }
 
     /// Reports that fetch `fetch_id` failed without a response. `message` (for
-    /// example the host's exception text) is sanitized and scrubbed of secrets.
+    /// example the host's exception text, which may quote a proxy) is withheld
+    /// whole if it holds a credential, and sanitized otherwise.
     pub fn handle_transport_error(
         &mut self,
         fetch_id: FetchId,
@@ -381,9 +388,19 @@ impl TokenCache {
             Ok(flight) => flight,
             Err(error) => return error,
         };
-        let error_kind = if kind == TransportErrorKind::Timeout { ErrorKind::Timeout } else { ErrorKind::Transport };
-        let message = sanitize(message, 300);
-        let description = if message.is_empty() { format!("{kind:?}").to_lowercase() } else { message };
+        let error_kind = match kind {
+            TransportErrorKind::Timeout => ErrorKind::Timeout,
+            TransportErrorKind::Tls => ErrorKind::TlsCertificate,
+            TransportErrorKind::Connect | TransportErrorKind::Io | TransportErrorKind::Other => ErrorKind::Transport,
+        };
+        let message = server_text(&self.credentials(), message, 300);
+        let mut description = if message.is_empty() { format!("{kind:?}").to_lowercase() } else { message };
+        if kind == TransportErrorKind::Tls {
+            description.push_str(
+                "; if the server uses a private CA, trust it with the ca_file option or TOKENWELL_CA_FILE, \
+                 else check the host name in token_url",
+            );
+        }
         self.fail(&flight, TokenError::new(error_kind, description), now)
     }
 
@@ -486,19 +503,27 @@ impl TokenCache {
             return Err(SnapshotError::FingerprintMismatch);
         }
         if wire.access_token.is_empty()
+            || !wire.access_token.bytes().all(|b| (0x21..=0x7e).contains(&b))
             || wire.expires_at <= wire.received_at
             || !wire.token_type.eq_ignore_ascii_case("bearer")
         {
             return Err(SnapshotError::Corrupt { detail: "inconsistent token fields".to_owned() });
         }
+        if wire.received_at > now {
+            // A file written "in the future" cannot be trusted to say how long
+            // the token lives: it would stretch the lifetime past any clamp.
+            return Err(SnapshotError::Corrupt { detail: "received_at is in the future".to_owned() });
+        }
+        // The same clamp as a fresh response: a file cannot claim a longer life.
+        let lifetime_ms = (wire.expires_at - wire.received_at).min(self.config.policy.max_lifetime_ms);
         let token = self.make_token(
             AccessToken::new(wire.access_token),
             wire.scope,
             wire.received_at,
-            wire.expires_at - wire.received_at,
+            lifetime_ms,
             LifetimeSource::ExpiresIn,
         );
-        if now >= token.usable_until || now < token.received_at {
+        if now >= token.usable_until {
             return Err(SnapshotError::Expired);
         }
         if self.token.as_ref().is_some_and(|current| current.expires_at >= token.expires_at) {
@@ -675,7 +700,14 @@ impl TokenCache {
 
     /// Classifies the consequence of a failed fetch and schedules what comes next.
     fn fail(&mut self, flight: &InFlight, mut error: TokenError, now: u64) -> TokenError {
-        error.description = error.description.map(|d| self.scrub(&d));
+        // Server text was checked as it was parsed; this is the last line of
+        // defence for text the engine composed around it.
+        let credentials = self.credentials();
+        for text in [&mut error.description, &mut error.oauth_error].into_iter().flatten() {
+            if credentials.found_in(text) {
+                *text = WITHHELD.to_owned();
+            }
+        }
         self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
         if flight.reason != RefreshReason::Ahead && self.pending_reason.is_none() && self.token.is_none() {
             self.pending_reason = Some(flight.reason);
@@ -743,17 +775,10 @@ impl TokenCache {
         drawn.max(p.backoff_min_ms)
     }
 
-    /// Removes every configured secret (raw, form-encoded) from server-provided text.
-    fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in self.config.secrets.iter().chain(&self.retired_secrets) {
-            for form in [secret.expose().to_owned(), form_urlencode(secret.expose())] {
-                if !form.is_empty() && out.contains(&form) {
-                    out = out.replace(&form, REDACTED);
-                }
-            }
-        }
-        out
+    /// Every secret server text must not reveal: the configured ones and those
+    /// replaced at run time (a fetch in flight may have used one).
+    fn credentials(&self) -> Credentials<'_> {
+        Credentials::new(self.config.secrets.iter().chain(&self.retired_secrets))
     }
 
     fn emit(&mut self, at: u64, kind: EventKind) {

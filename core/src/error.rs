@@ -48,8 +48,17 @@ pub enum ErrorKind {
     /// The request timed out.
     Timeout,
     /// The response could not be understood: not JSON, no `access_token`, an
-    /// unsupported `token_type`, too large, or an unexpected status.
+    /// unsupported `token_type`, an access token that cannot go in a header,
+    /// too large, or an unexpected status.
     MalformedResponse,
+    /// The token URL answered 404 or 405 without an OAuth error: nothing takes
+    /// token requests there, so `token_url` is wrong. Held like other
+    /// configuration errors rather than retried as an outage.
+    EndpointNotFound,
+    /// The server's TLS certificate was not trusted (unknown CA, wrong name,
+    /// expired): a configuration fault; trust the CA with `ca_file` /
+    /// `TOKENWELL_CA_FILE` or fix the URL, rather than a retryable blip.
+    TlsCertificate,
     /// The host reported an outcome for a fetch the engine is not waiting for.
     StaleFetch,
 }
@@ -73,12 +82,14 @@ impl ErrorKind {
             ErrorKind::Transport => "transport",
             ErrorKind::Timeout => "timeout",
             ErrorKind::MalformedResponse => "malformed_response",
+            ErrorKind::EndpointNotFound => "endpoint_not_found",
+            ErrorKind::TlsCertificate => "tls_certificate",
             ErrorKind::StaleFetch => "stale_fetch",
         }
     }
 
     /// Every kind, in declaration order (for exhaustive mapping tests in bindings).
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Config,
         ErrorKind::InvalidClient,
         ErrorKind::InvalidScope,
@@ -94,6 +105,8 @@ impl ErrorKind {
         ErrorKind::Transport,
         ErrorKind::Timeout,
         ErrorKind::MalformedResponse,
+        ErrorKind::EndpointNotFound,
+        ErrorKind::TlsCertificate,
         ErrorKind::StaleFetch,
     ];
 
@@ -107,7 +120,9 @@ impl ErrorKind {
             | ErrorKind::UnsupportedGrantType
             | ErrorKind::InvalidRequest
             | ErrorKind::InvalidGrant
-            | ErrorKind::Rejected => Fault::Configuration,
+            | ErrorKind::Rejected
+            | ErrorKind::EndpointNotFound
+            | ErrorKind::TlsCertificate => Fault::Configuration,
             ErrorKind::InvalidClient => Fault::Credentials,
             ErrorKind::RateLimited | ErrorKind::ServerError | ErrorKind::TemporarilyUnavailable => {
                 Fault::AuthorizationServer
@@ -241,6 +256,8 @@ impl fmt::Display for TokenError {
             ErrorKind::Transport => "the token request could not be completed",
             ErrorKind::Timeout => "the token request timed out",
             ErrorKind::MalformedResponse => "the token endpoint sent a response that is not a valid token response",
+            ErrorKind::EndpointNotFound => "no token endpoint answers at token_url",
+            ErrorKind::TlsCertificate => "the token endpoint's TLS certificate is not trusted",
             ErrorKind::StaleFetch => "no token request with this id is in flight",
         };
         write!(f, "{} ({}", what, self.kind)?;

@@ -45,6 +45,7 @@ mod error;
 mod event;
 mod request;
 mod response;
+mod scrub;
 mod secret;
 
 #[cfg(feature = "blocking")]
@@ -56,5 +57,8 @@ pub use env::{options_from_env, parse_secret_file, EnvConfig};
 pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
 pub use event::{Event, EventKind, RefreshReason};
 pub use request::{basic_authorization, build_token_request, form_urlencode, FetchId, HttpRequest, TokenRequest};
-pub use response::{jwt_exp_ms, parse_token_response, retry_after, LifetimeSource, ParsedToken};
+pub use response::{
+    jwt_exp_ms, parse_token_response, parse_token_response_for, retry_after, LifetimeSource, ParsedToken,
+};
+pub use scrub::WITHHELD;
 pub use secret::{AccessToken, ClientSecret, REDACTED};

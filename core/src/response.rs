@@ -5,8 +5,9 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::RefreshPolicy;
+use crate::config::{Config, RefreshPolicy};
 use crate::error::{ErrorKind, TokenError};
+use crate::scrub::{Credentials, WITHHELD};
 use crate::secret::AccessToken;
 
 /// Where a token's lifetime came from.
@@ -40,10 +41,15 @@ pub struct ParsedToken {
 
 /// Parses a token endpoint response received at `now` (ms since the Unix epoch).
 ///
-/// Success is a 2xx JSON object with a non-empty `access_token` and a `token_type`
-/// of `Bearer` (any case; a missing `token_type` is taken as Bearer). Anything
+/// Success is a 2xx JSON object with a non-empty `access_token` of visible
+/// ASCII only (it goes into an `Authorization` header) and a `token_type` of
+/// `Bearer` (any case; a missing `token_type` is taken as Bearer). Anything
 /// else is a [`TokenError`] classified by RFC 6749 §5.2 `error` code and HTTP
 /// status. A `Retry-After` header (seconds or HTTP-date) sets `retry_at`.
+///
+/// This function does not know the client's secrets, so it cannot withhold
+/// server text that echoes one: use [`parse_token_response_for`] (or the
+/// [`TokenCache`](crate::TokenCache), which does) wherever the error may be shown.
 pub fn parse_token_response(
     status: u16,
     headers: &[(String, String)],
@@ -51,8 +57,31 @@ pub fn parse_token_response(
     now: u64,
     policy: &RefreshPolicy,
 ) -> Result<ParsedToken, TokenError> {
+    parse_guarded(status, headers, body, now, policy, &Credentials::new([]))
+}
+
+/// [`parse_token_response`] for `config`: server text that holds any spelling
+/// of one of its secrets is withheld whole (see [`WITHHELD`](crate::WITHHELD)).
+pub fn parse_token_response_for(
+    config: &Config,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: u64,
+) -> Result<ParsedToken, TokenError> {
+    parse_guarded(status, headers, body, now, config.policy(), &Credentials::new(&config.secrets))
+}
+
+pub(crate) fn parse_guarded(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: u64,
+    policy: &RefreshPolicy,
+    credentials: &Credentials<'_>,
+) -> Result<ParsedToken, TokenError> {
     let retry_at = retry_after(headers, now, policy.max_retry_after_ms);
-    let mut result = parse_inner(status, headers, body, now, policy);
+    let mut result = parse_inner(status, headers, body, now, policy, credentials);
     if let Err(error) = &mut result {
         error.status = Some(status);
         if error.kind.is_retryable() {
@@ -62,12 +91,23 @@ pub fn parse_token_response(
     result
 }
 
+/// Server-supplied `text` as it may be shown: withheld whole if it holds a
+/// credential (checked before anything is cut or stripped), else sanitized.
+pub(crate) fn server_text(credentials: &Credentials<'_>, text: &str, max_chars: usize) -> String {
+    if credentials.found_in(text) {
+        WITHHELD.to_owned()
+    } else {
+        sanitize(text, max_chars)
+    }
+}
+
 fn parse_inner(
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
     now: u64,
     policy: &RefreshPolicy,
+    credentials: &Credentials<'_>,
 ) -> Result<ParsedToken, TokenError> {
     if body.len() > policy.max_response_bytes {
         return Err(TokenError::new(
@@ -83,7 +123,7 @@ fn parse_inner(
     if let Some(map) = &json {
         if let Some(code) = map.get("error").and_then(Value::as_str) {
             if !(200..300).contains(&status) || !map.contains_key("access_token") {
-                return Err(oauth_error(status, code, map));
+                return Err(oauth_error(status, code, map, credentials));
             }
         }
     }
@@ -93,11 +133,16 @@ fn parse_inner(
             401 => ErrorKind::InvalidClient,
             429 => ErrorKind::RateLimited,
             408 | 500..=599 => ErrorKind::ServerError,
+            404 | 405 => ErrorKind::EndpointNotFound,
             _ => ErrorKind::MalformedResponse,
         };
         let description = match status {
             300..=399 => format!("unexpected HTTP {status} (redirects are not followed; check token_url)"),
-            _ => format!("HTTP {status} {}", describe_body(headers, body)),
+            404 | 405 => format!(
+                "HTTP {status} {}: nothing takes token requests at this URL; check token_url (TOKEN_URL)",
+                describe_body(headers, body, credentials)
+            ),
+            _ => format!("HTTP {status} {}", describe_body(headers, body, credentials)),
         };
         return Err(TokenError::new(kind, description));
     }
@@ -105,12 +150,23 @@ fn parse_inner(
     let Some(map) = json else {
         return Err(TokenError::new(
             ErrorKind::MalformedResponse,
-            format!("HTTP {status} {}", describe_body(headers, body)),
+            format!("HTTP {status} {}", describe_body(headers, body, credentials)),
         ));
     };
 
     let access_token = match map.get("access_token") {
-        Some(Value::String(token)) if !token.is_empty() => token.clone(),
+        Some(Value::String(token)) if !token.is_empty() => {
+            // RFC 6750 b64token is stricter; visible ASCII is the floor that keeps
+            // a header line intact (no CR/LF, NUL, spaces or non-ASCII).
+            if !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(TokenError::new(
+                    ErrorKind::MalformedResponse,
+                    "access_token holds characters that cannot be sent in an Authorization header \
+                     (only visible ASCII is allowed)",
+                ));
+            }
+            token.clone()
+        }
         Some(Value::String(_)) => {
             return Err(TokenError::new(ErrorKind::MalformedResponse, "access_token is empty"));
         }
@@ -124,7 +180,7 @@ fn parse_inner(
         Some(Value::String(t)) => {
             return Err(TokenError::new(
                 ErrorKind::MalformedResponse,
-                format!("unsupported token_type \"{}\" (only Bearer is supported)", sanitize(t, 40)),
+                format!("unsupported token_type \"{}\" (only Bearer is supported)", server_text(credentials, t, 40)),
             ));
         }
         Some(_) => return Err(TokenError::new(ErrorKind::MalformedResponse, "token_type is not a string")),
@@ -204,8 +260,8 @@ pub fn retry_after(headers: &[(String, String)], now: u64, max_ms: u64) -> Optio
     Some(now.saturating_add(delay_ms.min(max_ms)))
 }
 
-fn oauth_error(status: u16, code: &str, map: &Map<String, Value>) -> TokenError {
-    let description = map.get("error_description").and_then(Value::as_str).map(|d| sanitize(d, 300));
+fn oauth_error(status: u16, code: &str, map: &Map<String, Value>, credentials: &Credentials<'_>) -> TokenError {
+    let raw_description = map.get("error_description").and_then(Value::as_str);
     let kind = if status == 429 {
         ErrorKind::RateLimited
     } else {
@@ -214,9 +270,7 @@ fn oauth_error(status: u16, code: &str, map: &Map<String, Value>) -> TokenError 
             "invalid_scope" => ErrorKind::InvalidScope,
             "invalid_target" => ErrorKind::InvalidTarget,
             // Ory Hydra answers a forbidden audience with invalid_request.
-            "invalid_request" if description.as_deref().is_some_and(|d| d.contains("audience")) => {
-                ErrorKind::InvalidTarget
-            }
+            "invalid_request" if raw_description.is_some_and(|d| d.contains("audience")) => ErrorKind::InvalidTarget,
             "invalid_request" => ErrorKind::InvalidRequest,
             "unauthorized_client" => ErrorKind::UnauthorizedClient,
             "unsupported_grant_type" => ErrorKind::UnsupportedGrantType,
@@ -229,19 +283,19 @@ fn oauth_error(status: u16, code: &str, map: &Map<String, Value>) -> TokenError 
         }
     };
     let mut error = TokenError::new(kind, "");
-    error.description = description;
-    error.oauth_error = Some(sanitize(code, 64));
+    error.description = raw_description.map(|d| server_text(credentials, d, 300));
+    error.oauth_error = Some(server_text(credentials, code, 64));
     error
 }
 
-fn describe_body(headers: &[(String, String)], body: &[u8]) -> String {
+fn describe_body(headers: &[(String, String)], body: &[u8], credentials: &Credentials<'_>) -> String {
     if body.iter().all(u8::is_ascii_whitespace) {
         return "with an empty body".to_owned();
     }
     let content_type = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| sanitize(v, 60))
+        .map(|(_, v)| server_text(credentials, v, 60))
         .unwrap_or_default();
     let head = String::from_utf8_lossy(&body[..body.len().min(256)]).trim_start().to_ascii_lowercase();
     if head.starts_with("<!doctype html") || head.starts_with("<html") || content_type.contains("html") {
@@ -341,7 +395,52 @@ mod tests {
         let e = parse(400, r#"{"error":"invalid_request","error_description":"Requested audience 'x' has not been whitelisted by the OAuth 2.0 Client."}"#).unwrap_err();
         assert_eq!((e.kind, e.oauth_error.as_deref()), (ErrorKind::InvalidTarget, Some("invalid_request")));
         let e = parse(404, "Not Found").unwrap_err();
-        assert_eq!(e.kind, ErrorKind::MalformedResponse);
+        assert_eq!((e.kind, e.retryable), (ErrorKind::EndpointNotFound, false));
+        assert!(e.description.unwrap().contains("check token_url"));
+        let e = parse(405, "").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::EndpointNotFound);
+        // An OAuth error body on a 404 is the server speaking OAuth: its code wins.
+        let e = parse(404, r#"{"error":"invalid_client"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidClient);
+    }
+
+    #[test]
+    fn header_unsafe_access_tokens_are_refused() {
+        for token in [r"at\r\nX-Injected: 1", r"at\u0000x", "a b", r"at\tx", "jeton-é", r"at\u007f"] {
+            let e = parse(200, &format!(r#"{{"access_token":"{token}","token_type":"Bearer"}}"#)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::MalformedResponse, "{token}");
+            assert!(e.retryable);
+            assert!(e.description.as_deref().unwrap().contains("Authorization header"));
+        }
+        let visible: String = (0x21u8..=0x7e).filter(|b| *b != b'"' && *b != b'\\').map(char::from).collect();
+        let t = parse(200, &format!(r#"{{"access_token":"{visible}"}}"#)).unwrap();
+        assert_eq!(t.access_token.expose(), visible);
+    }
+
+    #[test]
+    fn server_text_holding_a_secret_is_withheld_whole() {
+        let config = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"id","client_secret":["new-secret","s3cr3t:x"]}"#,
+        )
+        .unwrap();
+        let p = |status, headers: &[(String, String)], body: &str| {
+            parse_token_response_for(&config, status, headers, body.as_bytes(), NOW).unwrap_err()
+        };
+        let long = format!("{}s3cr3t:x", "x".repeat(295));
+        let e = p(400, &[], &format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#));
+        assert_eq!(e.description.as_deref(), Some(WITHHELD), "checked before the 300-character cut");
+        let e = p(400, &[], r#"{"error":"s3cr3t:x"}"#);
+        assert_eq!((e.kind, e.oauth_error.as_deref()), (ErrorKind::Rejected, Some(WITHHELD)));
+        let e = p(400, &[], r#"{"error":"invalid_scope","error_description":"scope for s3cr3t%3ax"}"#);
+        assert_eq!((e.kind, e.description.as_deref()), (ErrorKind::InvalidScope, Some(WITHHELD)));
+        let e = p(502, &[("Content-Type".to_owned(), "text/new-secret".to_owned())], "x");
+        assert!(e.description.as_deref().unwrap().contains(WITHHELD), "{e}");
+        assert!(!e.to_string().contains("new-secret"));
+        let e = p(200, &[], r#"{"access_token":"a","token_type":"new-secret"}"#);
+        assert!(!e.to_string().contains("new-secret"), "{e}");
+        // Ordinary text is kept as it was.
+        let e = p(400, &[], r#"{"error":"invalid_scope","error_description":"The requested scope is invalid"}"#);
+        assert_eq!(e.description.as_deref(), Some("The requested scope is invalid"));
     }
 
     #[test]

@@ -397,8 +397,6 @@ malformed_scenario("response-invalid-json", "Invalid JSON is malformed.", 200, '
 malformed_scenario("response-missing-access-token", "A JSON object without access_token is malformed.", 200,
                    '{"token_type":"Bearer","expires_in":3600}', "malformed_response",
                    hdrs=[["Content-Type", "application/json"]])
-malformed_scenario("response-not-found", "A 404 without an OAuth error body is reported as malformed (wrong URL?).", 404,
-                   "404 page not found", "malformed_response", hdrs=[["Content-Type", "text/plain"]])
 malformed_scenario("response-redirect", "Redirects are not followed: a 302 is malformed.", 302, "", "malformed_response",
                    hdrs=[["Location", "https://elsewhere.example/"]])
 
@@ -685,6 +683,10 @@ hold_scenario("hold-unsupported-grant-type", "unsupported_grant_type is held.", 
               '{"error":"unsupported_grant_type"}', "unsupported_grant_type", "unsupported_grant_type")
 hold_scenario("hold-unknown-error-code", "An unknown error code in a 4xx is a rejection, held.", 403,
               '{"error":"access_denied"}', "rejected", "access_denied")
+hold_scenario("hold-endpoint-not-found", "A 404 without an OAuth error body means token_url is wrong: a configuration "
+              "fault, held, not retried as an outage.", 404, "404 page not found", "endpoint_not_found", None)
+hold_scenario("hold-endpoint-method-not-allowed", "A 405 (the URL exists but takes no POST) is the same wrong-URL fault.",
+              405, "", "endpoint_not_found", None)
 hold_scenario("hold-invalid-client-single-secret", "invalid_client with one secret is held (alert, rotate).", 401,
               '{"error":"invalid_client","error_description":"Client authentication failed."}', "invalid_client",
               "invalid_client")
@@ -890,18 +892,162 @@ scenario("events-audit-fields", "Every event names the actor (client, client id)
                   "lifetime_source": "expires_in", "lifetime_clamped": False, "expires_at": T + 1020 + 3_600_000}),
          ])
 
+WITHHELD = "[withheld: contained a credential]"
 ECHO = "Client secret '%s' (form: %s) is wrong" % (SPECIAL_SECRET, form(SPECIAL_SECRET))
-scenario("secrets-never-in-errors-or-events", "A server that echoes the secret in error_description: the secret is "
-         "scrubbed from the error and the events.", ["redaction", "errors", "events"],
+scenario("secrets-never-in-errors-or-events", "A server that echoes the secret in error_description: the whole "
+         "description is withheld from the error and the events.", ["redaction", "errors", "events"],
          config(client_secret=SPECIAL_SECRET), [
              poll(T, result="send"),
              {**respond(T + 10, 1, 400, json.dumps({"error": "invalid_request", "error_description": ECHO})),
               "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)],
-              "expect": err("invalid_request", description="Client secret '[redacted]' (form: [redacted]) is wrong")},
+              "expect": err("invalid_request", description=WITHHELD)},
              {"do": "events", "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)]},
              {**fail(T + 20, "invalid_request"), "forbid_substrings": [SPECIAL_SECRET]},
              {"do": "transport_error", "at": T + 21, "fetch_id": 1, "kind": "other", "message": "x",
               "expect": err("stale_fetch")},
+         ])
+
+
+# Every spelling of a credential a hostile server (or a proxy quoted by the host's transport) may echo. The text
+# holding it is withheld whole; everything else in the error stays as it was.
+ID_SPECIAL = "svc:billing+1"
+def echo_scenario(name, description, text, where="description", secrets=(SPECIAL_SECRET,), cid=ID_SPECIAL,
+                  forbid=(SPECIAL_SECRET,)):
+    cfg = config(client_id=cid, client_secret=list(secrets))
+    if where == "transport":
+        step = {"do": "transport_error", "at": T + 10, "fetch_id": 1, "kind": "other", "message": text,
+                "expect": err("transport", description=WITHHELD, retry_at=T + 1010)}
+    elif where == "code":
+        step = {**respond(T + 10, 1, 400, json.dumps({"error": text, "error_description": "see the code"})),
+                "expect": err("rejected", oauth_error=WITHHELD, description="see the code", retryable=False)}
+    else:
+        step = {**respond(T + 10, 1, 400, json.dumps({"error": "invalid_request", "error_description": text})),
+                "expect": err("invalid_request", oauth_error="invalid_request", description=WITHHELD)}
+    scenario(name, description, ["redaction", "errors", "events"], cfg, [
+        poll(T, result="send"),
+        {**step, "forbid_substrings": list(forbid)},
+        {"do": "events", "forbid_substrings": list(forbid)},
+    ])
+
+
+def pct_every_byte(text, fmt="%%%02x"):
+    return "".join(fmt % b for b in text.encode("utf-8"))
+
+
+echo_scenario("redaction-echo-in-error-code", "A secret echoed in the error code itself: the code is withheld, the "
+              "classification (an unknown code: rejected) and the description stay.", "bad_" + SPECIAL_SECRET,
+              where="code")
+echo_scenario("redaction-echo-basic-header", "The server echoes the Authorization header it got: base64 of "
+              "form(id):form(secret) is found and withheld.",
+              "Authorization: " + basic(ID_SPECIAL, SPECIAL_SECRET) + " rejected",
+              forbid=(SPECIAL_SECRET, basic(ID_SPECIAL, SPECIAL_SECRET)[6:]))
+echo_scenario("redaction-echo-basic-unencoded", "base64url of id:secret (a client that skipped form encoding) is "
+              "found too.",
+              "creds=" + base64.urlsafe_b64encode(f"{ID_SPECIAL}:{SPECIAL_SECRET}".encode()).decode().rstrip("="))
+echo_scenario("redaction-echo-near-the-cut", "A secret straddling the 300-character cut is found before anything is "
+              "cut: the whole text is withheld, not a truncated remainder.", "x" * 295 + SPECIAL_SECRET)
+echo_scenario("redaction-echo-lowercase-percent", "Percent-encoding with lowercase hex is decoded before the check.",
+              "secret=" + form(SPECIAL_SECRET).lower(), forbid=(SPECIAL_SECRET, form(SPECIAL_SECRET).lower()))
+echo_scenario("redaction-echo-every-byte-encoded", "Characters that form encoding leaves alone, percent-encoded "
+              "anyway, are decoded before the check.", "secret=" + pct_every_byte(SPECIAL_SECRET, "%%%02X"))
+echo_scenario("redaction-echo-with-tab", "A tab inside the echoed secret: control characters are checked before "
+              "they are stripped, and after.", SPECIAL_SECRET.replace(" ", "\t "), forbid=(SPECIAL_SECRET,))
+echo_scenario("redaction-echo-json-escaped", "A JSON-escaped secret (\\u00e9) is unescaped before the check.",
+              json.dumps(SPECIAL_SECRET, ensure_ascii=True)[1:-1])
+echo_scenario("redaction-echo-latin1-transport", "A host that read the server's UTF-8 bytes as latin-1 passes "
+              "mojibake (Ã©) in a transport message: found and withheld.",
+              "proxy said: " + SPECIAL_SECRET.encode("utf-8").decode("latin-1"), where="transport",
+              forbid=(SPECIAL_SECRET, SPECIAL_SECRET.encode("utf-8").decode("latin-1")))
+echo_scenario("redaction-echo-retired-secret", "A secret that was replaced, echoed later, is found too (the engine "
+              "remembers the last replaced secrets).", "old one: " + SPECIAL_SECRET,
+              secrets=("new-current-secret", SPECIAL_SECRET))
+scenario("redaction-short-secret-withholds-whole-text", "A one-character secret is withheld with the whole text, "
+         "never by cutting holes in it (which would mangle words and show where the secret stood); the kind still "
+         "says what happened.",
+         ["redaction", "errors"], config(client_secret="s"), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 400, '{"error":"invalid_scope","error_description":"this scope is not allowed"}'),
+              "expect": err("invalid_scope", description=WITHHELD, oauth_error=WITHHELD)},
+             respond(T + 11, 1, 400, "{}", result="error", error={"kind": "stale_fetch"}),
+         ])
+scenario("redaction-ordinary-text-kept", "Server text that holds no credential is shown as it was sent.",
+         ["redaction", "errors"], config(client_secret=SPECIAL_SECRET), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 400,
+                        '{"error":"invalid_scope","error_description":"The requested scope is invalid."}'),
+              "expect": err("invalid_scope", description="The requested scope is invalid.")},
+         ])
+
+
+# ---- tokens that cannot go in a header -------------------------------------------------------------
+
+def unsafe_token_scenario(name, description, token_json):
+    scenario(name, description, ["response parsing", "errors", "header safety"], config(), [
+        poll(T, result="send"),
+        {**respond(T + 100, 1, 200, '{"access_token":%s,"token_type":"Bearer","expires_in":3600}' % token_json),
+         "expect": err("malformed_response", retryable=True, retry_at=T + 1100, status=200,
+                       description="access_token holds characters that cannot be sent in an Authorization header "
+                                   "(only visible ASCII is allowed)")},
+        fail(T + 200, "malformed_response"),
+        send(T + 1100, 2),
+    ])
+
+
+unsafe_token_scenario("token-header-unsafe-crlf", "A token with CR LF (header injection) is refused, never cached.",
+                      '"at-1\\r\\nX-Injected: yes"')
+unsafe_token_scenario("token-header-unsafe-nul", "A token with a NUL is refused.", '"at\\u0000-1"')
+unsafe_token_scenario("token-header-unsafe-space", "A token with a space is refused.", '"at 1"')
+unsafe_token_scenario("token-header-unsafe-non-ascii", "A non-ASCII token is refused.", '"jeton-\\u00e9"')
+unsafe_token_scenario("token-header-unsafe-del", "A token with DEL (0x7F) is refused.", '"at\\u007f"')
+VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
+scenario("token-every-visible-ascii-accepted", "Every visible ASCII character (0x21-0x7E) is accepted in a token.",
+         ["response parsing", "header safety"], config(), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, json.dumps({"access_token": VISIBLE, "expires_in": 3600}), result="token",
+                     token={"access_token": VISIBLE}),
+         ])
+
+# ---- TLS certificate failures -----------------------------------------------------------------------
+
+TLS_HINT = ("; if the server uses a private CA, trust it with the ca_file option or TOKENWELL_CA_FILE, "
+            "else check the host name in token_url")
+scenario("transport-tls-certificate", "A certificate the host could not verify is a configuration fault with a hint "
+         "on trusting a CA: held, not retried as a network blip.", ["transport", "TLS", "hold"], config(), [
+             poll(T, result="send"),
+             {"do": "transport_error", "at": T + 20, "fetch_id": 1, "kind": "tls",
+              "message": "unable to verify the first certificate",
+              "expect": err("tls_certificate", fault="configuration", retryable=False, retry_at=T + 20 + HOLD,
+                            status=None, description="unable to verify the first certificate" + TLS_HINT)},
+             fail(T + 30, "tls_certificate", retry_at=T + 20 + HOLD),
+             fail(T + 20 + HOLD - 1, "tls_certificate"),
+             send(T + 20 + HOLD, 2),
+         ])
+
+# ---- snapshots a file cannot stretch -----------------------------------------------------------------
+
+TEN_YEARS = 10 * 365 * 86_400_000
+scenario("snapshot-import-lifetime-clamped", "A snapshot claiming a 10-year expiry gets the same clamp as a fresh "
+         "response: at most max_lifetime_ms (24 h) from received_at.", ["snapshot", "lifetime"],
+         config(scope="billing:read"), [
+             {"do": "import_snapshot", "at": T,
+              "snapshot": {**snap, "received_at": T - 60_000, "expires_at": T - 60_000 + TEN_YEARS},
+              "expect": {"result": "imported"}},
+             poll(T + 1, result="ready", token={"access_token": "at-snap",
+                                                **times(T - 60_000, 86_400_000)}),
+             poll(T - 60_000 + 86_400_000 - 30_000, result="send"),
+         ])
+scenario("snapshot-import-from-the-future", "A snapshot whose received_at lies in the future is refused (it could "
+         "stretch the lifetime past the clamp).", ["snapshot"], config(scope="billing:read"), [
+             {"do": "import_snapshot", "at": T, "snapshot": {**snap, "received_at": T + 1, "expires_at": T + 600_000},
+              "expect": {"result": "error", "reason": "corrupt"}},
+             {"do": "import_snapshot", "at": T, "snapshot": {**snap, "received_at": T, "expires_at": T + 600_000},
+              "expect": {"result": "imported"}},
+         ])
+scenario("snapshot-import-header-unsafe-token", "A snapshot holding a token that cannot go in a header is refused.",
+         ["snapshot", "header safety"], config(scope="billing:read"), [
+             {"do": "import_snapshot", "at": T, "snapshot": {**snap, "access_token": "at\r\nX: y"},
+              "expect": {"result": "error", "reason": "corrupt"}},
+             send(T + 1, 1),
          ])
 
 # ---- 12. jitter -------------------------------------------------------------------------------------

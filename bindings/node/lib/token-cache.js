@@ -9,6 +9,8 @@ const { native } = require('./native');
 const { TokenError } = require('./errors');
 
 const REDACTED = '[redacted]';
+/** What `handleTransportError` accepts: the engine's `TransportErrorKind`, by its serde names. */
+const TRANSPORT_ERROR_KINDS = Object.freeze(['timeout', 'connect', 'io', 'tls', 'other']);
 const FROM_NATIVE = Symbol('tokenwell.fromNative');
 
 function instant(name, value) {
@@ -35,31 +37,53 @@ function checkEntropy(entropy) {
   throw new TypeError('entropy must be a non-negative integer or a bigint');
 }
 
-/** A request to send: `inspect` shows it without its credentials. */
-function requestOf(raw) {
+/**
+ * Gives `raw` a redacting `toJSON` and `util.inspect` (both non-enumerable, so
+ * spreading or `Object.entries` still sees the real fields): JSON loggers
+ * (pino, winston) call `JSON.stringify` on whatever they are handed.
+ */
+function redacting(raw, label, redacted) {
+  Object.defineProperty(raw, 'toJSON', {
+    value() {
+      return redacted();
+    },
+    configurable: true,
+    writable: true,
+  });
   Object.defineProperty(raw, inspect.custom, {
     value(depth, options, insp) {
-      const headers = raw.headers.map(([n, v]) =>
-        n.toLowerCase() === 'authorization' ? [n, `${v.split(' ')[0]} ${REDACTED}`] : [n, v],
-      );
-      const body = raw.body
-        .split('&')
-        .map((p) => (p.startsWith('client_secret=') ? `client_secret=${REDACTED}` : p))
-        .join('&');
-      return `TokenRequest ${insp({ ...raw, headers, body }, options)}`;
+      return `${label} ${insp(redacted(), options)}`;
     },
+    configurable: true,
+    writable: true,
   });
   return raw;
 }
 
-/** A token as the engine hands it out: `inspect` hides the access token. */
+/**
+ * A request to send. `request.headers` and `request.body` are the exact bytes
+ * to put on the wire; JSON and `inspect` show it without its credentials (the
+ * Basic header's value, a `client_secret` form field).
+ */
+function requestOf(raw) {
+  return redacting(raw, 'TokenRequest', () => ({
+    ...raw,
+    headers: raw.headers.map(([n, v]) =>
+      n.toLowerCase() === 'authorization' ? [n, `${String(v).split(' ')[0]} ${REDACTED}`] : [n, v],
+    ),
+    body: String(raw.body)
+      .split('&')
+      .map((p) => (p.startsWith('client_secret=') ? `client_secret=${REDACTED}` : p))
+      .join('&'),
+  }));
+}
+
+/**
+ * A token. `token.accessToken` is the bearer value to use; JSON and `inspect`
+ * show `accessToken: "[redacted]"` so a logged token object gives nothing away.
+ */
 function tokenOf(raw) {
-  Object.defineProperty(raw, inspect.custom, {
-    value(depth, options, insp) {
-      return `Token ${insp({ ...raw, accessToken: REDACTED }, options)}`;
-    },
-  });
-  return raw;
+  return redacting(raw, 'Token', () => ({ ...raw, accessToken: REDACTED }));
 }
 
 function pollOf(raw) {
@@ -164,10 +188,13 @@ class TokenCache {
     return raw;
   }
 
-  /** Reports that fetch `fetchId` failed without a response (`timeout`, `connect`, `io`, `other`). */
+  /**
+   * Reports that fetch `fetchId` failed without a response: `timeout`,
+   * `connect`, `io`, `tls` (the server's certificate could not be verified) or `other`.
+   */
   handleTransportError(fetchId, kind, message, now) {
-    if (!['timeout', 'connect', 'io', 'other'].includes(kind)) {
-      throw new TypeError('kind must be "timeout", "connect", "io" or "other"');
+    if (!TRANSPORT_ERROR_KINDS.includes(kind)) {
+      throw new TypeError(`kind must be one of ${TRANSPORT_ERROR_KINDS.map((k) => `"${k}"`).join(', ')}`);
     }
     const raw = JSON.parse(
       this.#native.handleTransportError(fetchIdOf(fetchId), kind, String(message ?? ''), instant('now', now)),
@@ -250,4 +277,4 @@ function replacedOf(raw) {
   return raw;
 }
 
-module.exports = { TokenCache, REDACTED, tokenOf, randomEntropy };
+module.exports = { TokenCache, REDACTED, TRANSPORT_ERROR_KINDS, tokenOf, randomEntropy };

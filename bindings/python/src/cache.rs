@@ -303,8 +303,8 @@ impl PyTokenCache {
     }
 
     /// Reports that fetch `fetch_id` failed without a response. `kind` is
-    /// `"timeout"`, `"connect"`, `"io"` or `"other"`. Returns the classified
-    /// `TokenError` (not raised).
+    /// `"timeout"`, `"connect"`, `"io"`, `"tls"` (the certificate was not
+    /// trusted) or `"other"`. Returns the classified `TokenError` (not raised).
     fn handle_transport_error<'py>(
         &self,
         py: Python<'py>,
@@ -314,8 +314,10 @@ impl PyTokenCache {
         now_ms: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let fetch_id = FetchId(non_negative_int(fetch_id, "fetch_id")?);
-        let kind: TransportErrorKind = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
-            .map_err(|_| PyValueError::new_err("kind must be one of \"timeout\", \"connect\", \"io\", \"other\""))?;
+        let kind: TransportErrorKind =
+            serde_json::from_value(serde_json::Value::String(kind.to_owned())).map_err(|_| {
+                PyValueError::new_err("kind must be one of \"timeout\", \"connect\", \"io\", \"tls\", \"other\"")
+            })?;
         let now = non_negative_int(now_ms, "now_ms")?;
         let error = self.engine().handle_transport_error(fetch_id, kind, message, now);
         token_error(py, &error)

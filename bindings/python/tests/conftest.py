@@ -2,18 +2,30 @@
 HTTP servers (``http.server`` on 127.0.0.1, shut down when the test ends).
 
 ``TokenServer`` is a small OAuth token endpoint that counts requests and can
-be scripted; ``ScriptedFaultServer`` (test_transport.py) produces faults no
-real server does on demand. Nothing here sleeps to synchronize: tests wait on
-events with a timeout, or drive time with ``FakeClock``.
+be scripted, over http or (``tls=``) https; ``ScriptedFaultServer``
+(test_transport.py) produces faults no real server does on demand.
+``test_ca`` makes a throwaway CA and a certificate for 127.0.0.1 with the
+``openssl`` CLI; ``connect_proxy`` runs the integration suite's loopback
+CONNECT proxy (tests/integration/servers/connect-proxy.py) with its request
+log. Nothing here sleeps to synchronize: tests wait on events with a timeout,
+or drive time with ``FakeClock`` (the proxy's ready file is polled).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
@@ -87,13 +99,18 @@ class TokenServer:
 
     ``script(n, headers, body)`` may return ``(status, headers, body)``; by default
     it issues ``at-1``, ``at-2``, ... living ``lifetime`` seconds. With
-    ``accept_secrets`` set it answers ``invalid_client`` to any other secret."""
+    ``accept_secrets`` set it answers ``invalid_client`` to any other secret.
+    With ``tls`` (a server-side ``SSLContext``) it serves https; a client that
+    refuses the certificate is counted in ``handshake_failures`` (and sets
+    ``handshake_failed``)."""
 
     def __init__(
         self,
         lifetime: Any = 3600,
         script: Optional[Callable[[int, List[Tuple[str, str]], bytes], Tuple[int, List[Tuple[str, str]], bytes]]] = None,
         accept_secrets: Optional[Sequence[str]] = None,
+        tls: Optional[ssl.SSLContext] = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.lifetime = lifetime
         self.script = script
@@ -121,14 +138,41 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(out_body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.tls = tls
+        self.handshake_failures = 0
+        self.handshake_failed = threading.Event()
+
+        class Server(ThreadingHTTPServer):
+            def finish_request(self, request: Any, client_address: Any) -> None:
+                if tls is None:
+                    return super().finish_request(request, client_address)
+                # The handshake runs on the connection's own thread, not in accept().
+                try:
+                    request.settimeout(WAIT)
+                    secured = tls.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    server.handshake_failures += 1
+                    server.handshake_failed.set()
+                    return
+                try:
+                    super().finish_request(secured, client_address)
+                finally:
+                    secured.close()
+
+        self.httpd = Server((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="token-server", daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/oauth2/token"
+        scheme = "https" if self.tls is not None else "http"
+        host, port = self.httpd.server_address[:2]
+        return f"{scheme}://{host}:{port}/oauth2/token"
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
 
     @property
     def count(self) -> int:
@@ -204,3 +248,118 @@ class EventLog:
 @pytest.fixture
 def events() -> EventLog:
     return EventLog()
+
+
+# ---- TLS: a throwaway CA, and a certificate for 127.0.0.1 ------------------------------
+
+
+class TestCA:
+    """A CA (``ca_file``, PEM) and a server certificate it signed for 127.0.0.1
+    and localhost (``cert_file``, ``key_file``)."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, directory: Path) -> None:
+        self.ca_file = str(directory / "ca.pem")
+        self.cert_file = str(directory / "server.pem")
+        self.key_file = str(directory / "server.key")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def make_test_ca(directory: Path, name: str = "tokenwell test CA") -> TestCA:
+    """Makes a CA and a 127.0.0.1 certificate with the ``openssl`` CLI (EC keys,
+    valid for two days, the extensions Python's strict verification wants)."""
+    ca = TestCA(directory)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        done = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"openssl {args[0]} failed: {done.stderr}"
+
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", f"/CN={name}",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return ca
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl CLI is needed to make a test CA")
+    return make_test_ca(tmp_path_factory.mktemp("test-ca"))
+
+
+@pytest.fixture
+def no_ambient_tls_or_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clears the variables that change which CA is trusted or which proxy is
+    used, so a test sees only what it sets."""
+    for name in ("TOKENWELL_CA_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+# ---- the loopback CONNECT proxy ------------------------------------------------------
+
+CONNECT_PROXY = Path(__file__).resolve().parents[3] / "tests" / "integration" / "servers" / "connect-proxy.py"
+
+
+class ConnectProxy:
+    """tests/integration/servers/connect-proxy.py, running: ``url``, and ``log()``
+    (one dict per request it received: ``method``, ``target``, ``allowed``)."""
+
+    def __init__(self, directory: Path) -> None:
+        ready = directory / "proxy-ready.json"
+        self.log_path = directory / "proxy-log.jsonl"
+        self.process = subprocess.Popen(
+            [sys.executable, str(CONNECT_PROXY), "--ready-file", str(ready), "--log", str(self.log_path),
+             "--parent-pid", str(os.getpid()), "--max-seconds", "300"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + WAIT
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail(f"connect-proxy.py did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+            time.sleep(0.02)  # polling the ready file the proxy writes
+        self.url: str = json.loads(ready.read_text())["url"]
+
+    def log(self) -> List[Dict[str, Any]]:
+        text = self.log_path.read_text() if self.log_path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(WAIT)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def connect_proxy(tmp_path: Path) -> Iterator[ConnectProxy]:
+    if not CONNECT_PROXY.exists():
+        pytest.skip(f"{CONNECT_PROXY} is missing")
+    proxy = ConnectProxy(tmp_path)
+    yield proxy
+    proxy.close()

@@ -196,3 +196,192 @@ def test_asyncio_stampede_with_a_cache_file_makes_one_request(tmp_path: Path, cl
     # A second process's worth of tasks finds the file and sends nothing.
     assert set(asyncio.run(main())) == {"at-1"}
     assert len(requests) == 1
+
+
+# ---- hostile cache directories: nothing followed, nothing raised, nothing hangs ----------
+#
+# Each case is a file another user could plant in a shared cache directory, or a
+# path that cannot be used at all. The account says so in an event and carries
+# on without that file: get_token() still returns a token, raises nothing but
+# TokenError, and never blocks. (The tests run as root, so a foreign owner is
+# made with chown.)
+
+NOBODY = 65534
+
+
+def events_of(log: EventLog, kind: str) -> List[Dict[str, Any]]:
+    with log.cond:
+        return [e for e in log.events if e["type"] == kind]
+
+
+def ask_within(account: ServiceAccount, seconds: float, release: Callable[[], None] = lambda: None) -> str:
+    """get_token() on a thread: the token, or a failure if it blocks past ``seconds``
+    (then ``release`` unblocks the thread so the test run can go on)."""
+    import threading
+
+    outcome: List[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(_call(account.get_token)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        release()
+        thread.join(5)
+        pytest.fail(f"get_token() blocked for more than {seconds} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return str(result)
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except BaseException as error:  # handed to the test thread
+        return error
+
+
+def test_a_foreign_cache_file_is_ignored_and_a_foreign_lock_file_is_not_used(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    transport = CountingTransport()
+    assert account(transport, clock, path).get_token() == "at-1"  # a good snapshot and lock file, ours
+    os.chown(path, NOBODY, NOBODY)
+    os.chown(str(path) + ".lock", NOBODY, NOBODY)
+    log = EventLog()
+    assert account(transport, clock, path, on_event=log).get_token() == "at-2"  # the foreign snapshot is not used
+    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["foreign_owner"]
+    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["foreign_owner"]
+    assert events_of(log, "cache_lock_failed")[0]["path"] == str(path) + ".lock"
+    assert os.stat(str(path) + ".lock").st_uid == NOBODY  # left alone
+
+
+def test_planted_symlinks_are_not_followed(tmp_path: Path, clock: FakeClock) -> None:
+    elsewhere = tmp_path / "system-dir"
+    elsewhere.mkdir()
+    cache_dir = tmp_path / "shared"
+    cache_dir.mkdir()
+    path = cache_dir / "token.json"
+    os.symlink(elsewhere / "planted-by-cache", path)
+    os.symlink(elsewhere / "planted-by-lock", str(path) + ".lock")
+    log = EventLog()
+    transport = CountingTransport()
+    assert ask_within(account(transport, clock, path, on_event=log), 10) == "at-1"
+    assert list(elsewhere.iterdir()) == []  # nothing created where the links point
+    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["symlink"]
+    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["symlink"]  # once, though locked twice
+    # The snapshot replaced the cache link (a rename never follows it); the lock link stays.
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.path.islink(str(path) + ".lock")
+
+
+def test_a_symlinked_lock_under_asyncio_is_reported_once(tmp_path: Path, clock: FakeClock) -> None:
+    import asyncio
+
+    path = tmp_path / "token.json"
+    target = tmp_path / "planted"
+    os.symlink(target, str(path) + ".lock")
+    log = EventLog()
+    a = account(CountingTransport(), clock, path, on_event=log)
+    assert asyncio.run(a.get_token_async()) == "at-1"
+    assert not target.exists()
+    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["symlink"]
+
+
+def test_a_fifo_at_the_cache_path_cannot_block(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    os.mkfifo(path, 0o600)
+
+    def release() -> None:  # a reader blocked in open() is let through by a writer
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+
+    log = EventLog()
+    assert ask_within(account(CountingTransport(), clock, path, on_event=log), 5, release) == "at-1"
+    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["not_regular_file"]
+
+
+def test_a_fifo_at_the_lock_path_cannot_block(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    os.mkfifo(str(path) + ".lock", 0o600)
+    log = EventLog()
+    assert ask_within(account(CountingTransport(), clock, path, on_event=log), 5) == "at-1"
+    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["not_regular_file"]
+    assert json.loads(path.read_text())["access_token"] == "at-1"  # the cache file itself still works
+
+
+def test_a_cache_path_under_a_regular_file_is_reported_not_raised(tmp_path: Path, clock: FakeClock) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    path = blocker / "token.json"
+    log = EventLog()
+    transport = CountingTransport()
+    a = account(transport, clock, path, on_event=log)
+    assert a.get_token() == "at-1"
+    assert [e["type"] for e in log.events if e["type"].startswith("cache_")] == ["cache_lock_failed", "cache_write_failed"]
+    assert events_of(log, "cache_lock_failed")[0]["reason"] == "unusable"
+    assert a.invalidate("at-1") == "invalidated"
+    assert a.get_token() == "at-2"
+
+
+def test_a_directory_at_the_cache_path_is_reported_not_raised(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    path.mkdir()
+    log = EventLog()
+    assert account(CountingTransport(), clock, path, on_event=log).get_token() == "at-1"
+    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["not_regular_file"]
+    assert [e["error"] for e in events_of(log, "cache_write_failed")] == ["EISDIR"]
+
+
+def test_an_unwritable_cache_directory_is_reported_not_raised(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root may write anywhere, so the refusal a non-root user meets in a
+    # directory it cannot write (EACCES creating the lock and the snapshot) is
+    # injected at the two calls that create files.
+    import errno as errno_module
+    import tempfile
+
+    import tokenwell._cache_file as cache_file_module
+
+    real_open = os.open
+
+    def refuse_creating(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            raise PermissionError(errno_module.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def refuse_mkstemp(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno_module.EACCES, "Permission denied")
+
+    monkeypatch.setattr(cache_file_module.os, "open", refuse_creating)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse_mkstemp)
+    log = EventLog()
+    assert account(CountingTransport(), clock, tmp_path / "token.json", on_event=log).get_token() == "at-1"
+    assert [(e["reason"], e["error"]) for e in events_of(log, "cache_lock_failed")] == [("unusable", "EACCES")]
+    assert [e["error"] for e in events_of(log, "cache_write_failed")] == ["EACCES"]
+
+
+def test_a_cache_file_readable_by_others_is_tightened_and_still_used(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    transport = CountingTransport()
+    account(transport, clock, path).get_token()
+    path.chmod(0o644)
+    os.chmod(str(path) + ".lock", 0o644)
+    log = EventLog()
+    assert account(transport, clock, path, on_event=log).get_token() == "at-1"  # no new request
+    assert transport.count == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(str(path) + ".lock").st_mode) == 0o600
+    assert [e["mode"] for e in events_of(log, "cache_permissions_tightened")] == ["0o644"]
+
+
+def test_a_hard_linked_cache_file_is_neither_used_nor_chmodded(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token.json"
+    transport = CountingTransport()
+    account(transport, clock, path).get_token()
+    other = tmp_path / "someone-elses-file"
+    os.link(path, other)  # as if a system file had been linked in under the cache's name
+    other.chmod(0o644)
+    log = EventLog()
+    assert account(transport, clock, path, on_event=log).get_token() == "at-2"
+    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["hard_linked"]
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644

@@ -33,8 +33,17 @@ KINDS = _native.error_kinds()
 
 
 def test_the_table_covers_exactly_the_engine_kinds() -> None:
-    assert len(KINDS) >= 16
+    assert len(KINDS) >= 18
     assert set(_errors._KIND_CLASSES) == {kind for kind, _, _ in KINDS}
+
+
+def test_a_wrong_url_and_an_untrusted_certificate_are_configuration_faults() -> None:
+    assert error_class("endpoint_not_found") is tokenwell.EndpointNotFoundError
+    assert error_class("tls_certificate") is tokenwell.TlsCertificateError
+    for kind in ("endpoint_not_found", "tls_certificate"):
+        error = _native.make_token_error(kind, "what happened")
+        assert isinstance(error, ConfigurationError)
+        assert (error.fault, error.retryable) == ("configuration", False)
 
 
 @pytest.mark.parametrize("kind, fault, retryable", KINDS, ids=[k for k, _, _ in KINDS])

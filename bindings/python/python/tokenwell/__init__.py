@@ -18,6 +18,7 @@ and persists the token for crons (``cache_path``).
 
 from ._errors import (
     ConfigurationError,
+    EndpointNotFoundError,
     InvalidClientError,
     InvalidConfigError,
     InvalidGrantError,
@@ -32,6 +33,7 @@ from ._errors import (
     SnapshotError,
     StaleFetchError,
     TemporarilyUnavailableError,
+    TlsCertificateError,
     TokenError,
     TransientError,
     TransportError,
@@ -46,6 +48,7 @@ from ._transport import (
     TransportRequest,
     TransportResponse,
     httpx_async_transport,
+    ca_bundle,
     urllib_transport,
 )
 
@@ -63,6 +66,7 @@ __all__ = [
     "TransportFailure",
     "urllib_transport",
     "httpx_async_transport",
+    "ca_bundle",
     "TokenError",
     "ConfigurationError",
     "InvalidConfigError",
@@ -73,6 +77,8 @@ __all__ = [
     "InvalidRequestError",
     "InvalidGrantError",
     "RequestRejectedError",
+    "EndpointNotFoundError",
+    "TlsCertificateError",
     "InvalidClientError",
     "TransientError",
     "RateLimitedError",

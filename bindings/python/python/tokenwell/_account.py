@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import inspect
 import logging
 import math
@@ -41,14 +42,16 @@ from typing import (
 )
 
 from . import _native
-from ._cache_file import CacheFile
+from ._cache_file import BUSY, HELD, CacheFile
 from ._errors import InvalidConfigError, SnapshotError, TokenError, _config_error
 from ._transport import (
     TransportRequest,
+    ca_bundle,
     classify_failure,
     have_httpx,
     httpx_async_transport,
     normalize_response,
+    tls_context,
     urllib_transport,
 )
 
@@ -211,6 +214,7 @@ class ServiceAccount:
         extra_params: Optional[Union[Mapping[str, str], Sequence[Tuple[str, str]]]] = None,
         max_response_bytes: Optional[int] = None,
         allow_insecure_http: bool = False,
+        ca_file: "Optional[os.PathLike[str] | str]" = None,
         engine_options: Optional[Mapping[str, Any]] = None,
         clock: Optional[Callable[[], float]] = None,
         entropy: Optional[int] = None,
@@ -267,7 +271,23 @@ class ServiceAccount:
         else:
             raise _config_error("transport", "must be a callable")
 
-        self._cache_file = CacheFile(cache_path) if cache_path is not None else None
+        self._ca_file: Optional[str] = None
+        if ca_file is not None:
+            ca_field = names.get("ca_file", "ca_file")
+            if not isinstance(ca_file, (str, os.PathLike)) or not os.fspath(ca_file):
+                raise _config_error(ca_field, "must be the path of a PEM file of CA certificates")
+            self._ca_file = os.path.abspath(os.fspath(ca_file))
+            try:
+                tls_context(self._ca_file)  # refused now rather than at the first request
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+                raise _config_error(
+                    ca_field, f"cannot be loaded as a PEM file of CA certificates ({type(error).__name__})"
+                ) from None
+
+        # Host events (cache file problems come from any thread, some while
+        # self._cond is held): appended without a lock, dispatched in order.
+        self._outbox: "collections.deque[Event]" = collections.deque()
+        self._cache_file = CacheFile(cache_path, self._host_event) if cache_path is not None else None
         self._timeout_s = self._cache.request_timeout_ms / 1000.0
         self._max_response_bytes = self._cache.max_response_bytes
 
@@ -284,7 +304,6 @@ class ServiceAccount:
         self._loop_waiters: Dict[asyncio.AbstractEventLoop, "asyncio.Future[None]"] = {}
         self._gates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
         self._tasks: "set[asyncio.Task[None]]" = set()
-        self._outbox: List[Event] = []
 
     # ---- construction from the environment ------------------------------------
 
@@ -292,8 +311,9 @@ class ServiceAccount:
     def from_env(cls, prefix: str = "", **overrides: Any) -> "ServiceAccount":
         """Reads ``{prefix}CLIENT_ID``, ``CLIENT_SECRET`` or ``CLIENT_SECRET_FILE``,
         ``TOKEN_URL`` (or ``HYDRA_URL`` / ``ISSUER_URL``), ``SCOPE``, ``AUDIENCE``,
-        ``AUTH_METHOD``. Keyword ``overrides`` win over the environment (pass
-        ``environ=`` to read another mapping). Errors name the variable."""
+        ``AUTH_METHOD``, and ``TOKENWELL_CA_FILE`` (no prefix: the CA bundle for
+        https). Keyword ``overrides`` win over the environment (pass ``environ=``
+        to read another mapping). Errors name the variable."""
         environ: Mapping[str, str] = overrides.pop("environ") if "environ" in overrides else os.environ
         env = dict(environ)
         var = {name: prefix + name for name in (
@@ -337,6 +357,10 @@ class ServiceAccount:
         for key in ("auth_method", "scope", "audience"):
             if key in options:
                 kwargs[key] = options[key]
+        ca_file = env.get("TOKENWELL_CA_FILE", "").strip()
+        if ca_file:
+            kwargs["ca_file"] = ca_file
+            field_names["ca_file"] = "TOKENWELL_CA_FILE"
         for key in overrides:
             field_names.pop(key, None)
         if "client_secret" in overrides or "client_secret_file" in overrides:
@@ -454,9 +478,7 @@ class ServiceAccount:
     def _acquire(self) -> AccessToken:
         try:
             while True:
-                held = self._cache_file.lock(self._timeout_s + 2.0) if self._cache_file else False
-                if self._cache_file and not held:
-                    self._host_event("cache_lock_timeout", path=self._cache_file.path)
+                held = self._cache_file is not None and self._cache_file.lock(self._timeout_s + 2.0) == HELD
                 try:
                     action, value = self._step(None)
                     if action == _SEND:
@@ -496,12 +518,13 @@ class ServiceAccount:
                         gate = self._gates[loop] = asyncio.Lock()
                     await gate.acquire()
                     try:
-                        held = self._cache_file.try_lock() or await self._lock_file_in_thread(loop)
+                        locked = self._cache_file.lock(0.0)
+                        if locked == BUSY:
+                            locked = await self._lock_file_in_thread(loop)
+                        held = locked == HELD
                     except BaseException:
                         gate.release()
                         raise
-                    if not held:
-                        self._host_event("cache_lock_timeout", path=self._cache_file.path)
                 try:
                     if self._clock() < self._deadline and self._token_obj is not None:
                         return self._token_obj
@@ -529,7 +552,7 @@ class ServiceAccount:
         finally:
             self._dispatch_events()
 
-    async def _lock_file_in_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
+    async def _lock_file_in_thread(self, loop: asyncio.AbstractEventLoop) -> str:
         """Waits for the cache file's lock on a worker thread, so the loop keeps running."""
         cache_file = self._cache_file
         assert cache_file is not None
@@ -538,8 +561,8 @@ class ServiceAccount:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:
             # The worker may still get the lock after this task is gone: give it back then.
-            def release(done: "asyncio.Future[bool]") -> None:
-                if not done.cancelled() and done.exception() is None and done.result():
+            def release(done: "asyncio.Future[str]") -> None:
+                if not done.cancelled() and done.exception() is None and done.result() == HELD:
                     cache_file.unlock()
 
             attempt.add_done_callback(release)
@@ -639,6 +662,7 @@ class ServiceAccount:
             request.body,
             request.timeout_ms / 1000.0,
             self._max_response_bytes,
+            ca_bundle(self._ca_file),
         )
 
     def _send(self, request: "_native.TokenRequest") -> Tuple[Any, ...]:
@@ -721,30 +745,23 @@ class ServiceAccount:
             secrets, signature = self._read_secret_file()
             self._cache.replace_secrets(secrets, self._now_ms())
         except InvalidConfigError as error:
-            self._host_event_locked("secret_file_error", field=error.field, problem=error.problem)
+            self._host_event("secret_file_error", field=error.field, problem=error.problem)
         self._secret_file_seen = signature
 
     def _import_cache_file_locked(self) -> None:
         if self._cache_file is None:
             return
-        text, problem = self._cache_file.read_if_changed()
-        if problem is not None:
-            self._host_event_locked("cache_ignored", path=self._cache_file.path, reason=problem)
-            return
+        text = self._cache_file.read_if_changed()  # problems are reported as events
         if text is None:
             return
         try:
             self._cache.import_snapshot(text, self._now_ms())
         except SnapshotError as refused:
-            self._host_event_locked("cache_ignored", path=self._cache_file.path, reason=refused.reason)
+            self._host_event("cache_ignored", path=self._cache_file.path, reason=refused.reason)
 
     def _save(self, snapshot: Optional[str]) -> None:
-        if snapshot is None or self._cache_file is None:
-            return
-        try:
-            self._cache_file.write(snapshot)
-        except OSError as error:
-            self._host_event("cache_write_failed", path=self._cache_file.path, error=type(error).__name__)
+        if snapshot is not None and self._cache_file is not None:
+            self._cache_file.write(snapshot)  # a failure is a cache_write_failed event
 
     # ---- events -------------------------------------------------------------------
 
@@ -756,20 +773,20 @@ class ServiceAccount:
         if events:
             self._outbox.extend(events)
 
-    def _host_event_locked(self, kind: str, **fields: Any) -> None:
+    def _host_event(self, kind: str, **fields: Any) -> None:
+        """Queues an event of this host's own (from any thread, with or without
+        ``self._cond``); it is delivered by the next ``_dispatch_events``."""
         event: Event = {"at": self._now_ms(), "actor_type": "client", "actor_id": self._cache.client_id, "type": kind}
         event.update(fields)
         self._outbox.append(event)
 
-    def _host_event(self, kind: str, **fields: Any) -> None:
-        with self._cond:
-            self._host_event_locked(kind, **fields)
-
     def _dispatch_events(self) -> None:
-        with self._cond:
-            if not self._outbox:
-                return
-            events, self._outbox = self._outbox, []
+        events: List[Event] = []
+        while True:
+            try:
+                events.append(self._outbox.popleft())
+            except IndexError:
+                break
         for event in events:
             if self._on_event is None:
                 _log_event(event)
@@ -820,7 +837,16 @@ async def _call(fn: Callable[[TransportRequest], Awaitable[Any]], request: Trans
     return await fn(request)
 
 
-_WARN = {"refresh_failed", "cache_ignored", "cache_write_failed", "cache_lock_timeout", "secret_file_error", "fetch_abandoned"}
+_WARN = {
+    "refresh_failed",
+    "cache_ignored",
+    "cache_write_failed",
+    "cache_lock_timeout",
+    "cache_lock_failed",
+    "cache_permissions_tightened",
+    "secret_file_error",
+    "fetch_abandoned",
+}
 
 
 def _log_event(event: Event) -> None:

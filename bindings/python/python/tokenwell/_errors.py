@@ -7,6 +7,8 @@ by who is at fault, so callers can catch what they can act on.
     │   ├── InvalidScopeError, InvalidTargetError, UnauthorizedClientError,
     │   │   UnsupportedGrantTypeError, InvalidRequestError, InvalidGrantError,
     │   │   RequestRejectedError
+    │   ├── EndpointNotFoundError   404/405 from token_url: the URL is wrong
+    │   └── TlsCertificateError     the server's certificate is not trusted: set ca_file
     ├── InvalidClientError          the credentials were refused: rotate the secret, alert
     ├── TransientError              the engine retries with backoff
     │   ├── RateLimitedError, ServerError, TemporarilyUnavailableError,
@@ -36,6 +38,8 @@ __all__ = [
     "InvalidRequestError",
     "InvalidGrantError",
     "RequestRejectedError",
+    "EndpointNotFoundError",
+    "TlsCertificateError",
     "InvalidClientError",
     "TransientError",
     "RateLimitedError",
@@ -195,6 +199,21 @@ class RequestRejectedError(ConfigurationError):
     kind = "rejected"
 
 
+class EndpointNotFoundError(ConfigurationError):
+    """The token URL answered 404 or 405 without an OAuth error: nothing takes
+    token requests there. Check ``token_url`` (or ``TOKEN_URL`` / ``HYDRA_URL``)."""
+
+    kind = "endpoint_not_found"
+
+
+class TlsCertificateError(ConfigurationError):
+    """The token endpoint's TLS certificate was not trusted (unknown CA, wrong
+    host name, expired). If the server uses a private CA, trust it with
+    ``ca_file`` or ``TOKENWELL_CA_FILE``; else check the host in ``token_url``."""
+
+    kind = "tls_certificate"
+
+
 class InvalidClientError(TokenError):
     """The server refused the client credentials (``invalid_client`` or a bare 401),
     with every configured secret tried: rotate or fix the secret, then alert."""
@@ -282,6 +301,8 @@ _KIND_CLASSES: Dict[str, Type[TokenError]] = {
     "invalid_request": InvalidRequestError,
     "invalid_grant": InvalidGrantError,
     "rejected": RequestRejectedError,
+    "endpoint_not_found": EndpointNotFoundError,
+    "tls_certificate": TlsCertificateError,
     "rate_limited": RateLimitedError,
     "server_error": ServerError,
     "temporarily_unavailable": TemporarilyUnavailableError,

@@ -25,6 +25,8 @@ const ERROR_KINDS = Object.freeze({
   transport: { fault: 'transport', retryable: true },
   timeout: { fault: 'transport', retryable: true },
   malformed_response: { fault: 'malformed_response', retryable: true },
+  endpoint_not_found: { fault: 'configuration', retryable: false },
+  tls_certificate: { fault: 'configuration', retryable: false },
   stale_fetch: { fault: 'host', retryable: false },
 });
 

@@ -164,13 +164,13 @@ impl NativeTokenCache {
         .to_string())
     }
 
-    /// `handle_transport_error`: `kind` is `timeout`, `connect`, `io` or `other`.
+    /// `handle_transport_error`: `kind` is `timeout`, `connect`, `io`, `tls` or `other`.
     #[napi(catch_unwind)]
     pub fn handle_transport_error(&mut self, fetch_id: f64, kind: String, message: String, now: f64) -> Result<String> {
         let fetch_id = FetchId(whole_number("fetchId", fetch_id)?);
         let now = whole_number("now", now)?;
         let kind: TransportErrorKind = serde_json::from_value(Value::String(kind))
-            .map_err(|_| invalid_arg("kind", "must be \"timeout\", \"connect\", \"io\" or \"other\""))?;
+            .map_err(|_| invalid_arg("kind", "must be \"timeout\", \"connect\", \"io\", \"tls\" or \"other\""))?;
         let error = self.inner.handle_transport_error(fetch_id, kind, &message, now);
         Ok(json!({"result": "error", "error": token_error_json(&error)}).to_string())
     }

@@ -72,6 +72,8 @@ test('engine failures arrive as TokenError instances with the engine classificat
     [503, '<html>busy</html>', 'server_error', true],
     [400, '{"error":"temporarily_unavailable"}', 'temporarily_unavailable', true],
     [200, '<html>proxy</html>', 'malformed_response', true],
+    [404, '<html>not found</html>', 'endpoint_not_found', false],
+    [405, '', 'endpoint_not_found', false],
   ];
   for (const [status, body, kind, retryable] of cases) {
     const error = engineFailure(status, body);
@@ -89,4 +91,17 @@ test('engine failures arrive as TokenError instances with the engine classificat
   const { request: second } = cache.poll(T0 + 3_600_000);
   assert.equal(cache.handleTransportError(second.fetchId, 'connect', 'ECONNREFUSED', T0 + 3_600_001).error.kind, 'transport');
   assert.throws(() => new TokenCache({ clientId: 'c' }), (e) => e instanceof TokenError && e.kind === 'config');
+});
+
+test("transport kind 'tls' (a certificate not verified) is tls_certificate: a held configuration fault", () => {
+  const cache = new TokenCache({ tokenUrl: 'https://a.example/t', clientId: 'c', clientSecret: 'a-long-secret-42' }, 1);
+  const { request } = cache.poll(T0);
+  const { error } = cache.handleTransportError(request.fetchId, 'tls', 'unable to verify the first certificate', T0 + 1);
+  assert.ok(error instanceof TokenError);
+  assert.equal(error.kind, 'tls_certificate');
+  assert.equal(error.fault, 'configuration');
+  assert.equal(error.retryable, false);
+  assert.match(error.description, /TOKENWELL_CA_FILE/);
+  assert.equal(cache.state, 'held');
+  assert.throws(() => cache.handleTransportError(request.fetchId, 'ssl', '', T0 + 2), { name: 'TypeError', message: /"tls"/ });
 });

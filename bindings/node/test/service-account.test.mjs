@@ -262,6 +262,33 @@ test('transport: timeoutMs aborts the request; every failure is a typed TokenErr
       await server.close();
     }
   });
+  await t.test('a wrong token URL (404, 405 from a scripted server): endpoint_not_found, held, not retried', async () => {
+    for (const status of [404, 405]) {
+      const server = await startScriptedTokenServer(() => ({
+        status,
+        body: '<html>not here</html>',
+        headers: { 'content-type': 'text/html' },
+      }));
+      const { acct } = await account(server);
+      try {
+        await assert.rejects(acct.getToken(), (e) => {
+          assert.ok(e instanceof TokenError);
+          assert.equal(e.kind, 'endpoint_not_found');
+          assert.equal(e.fault, 'configuration');
+          assert.equal(e.retryable, false);
+          assert.equal(e.status, status);
+          assert.match(e.message, /token_url|tokenUrl|TOKEN_URL/);
+          return true;
+        });
+        assert.equal(acct.state, 'held');
+        await assert.rejects(acct.getToken(), (e) => e.kind === 'endpoint_not_found');
+        assert.equal(server.requests.length, 1, 'held: no second request');
+      } finally {
+        acct.close();
+        await server.close();
+      }
+    }
+  });
   await t.test('an injected fetch that throws or returns garbage', async () => {
     for (const fetch of [
       () => {

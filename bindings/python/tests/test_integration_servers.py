@@ -4,6 +4,9 @@ Ory Hydra v2.3.0 and oidc-provider, described by ``$TOKENWELL_SERVERS``
 
 The same cases as the Rust suite (tests/integration/rust/tests/e2e_real_servers.rs),
 against both servers wherever the server supports the case. Marked ``e2e``.
+The ``hydra_tls`` entry (a second Hydra serving https with a certificate from
+a test CA) is reached with ``TOKENWELL_CA_FILE``, without it, and through the
+loopback CONNECT proxy; those tests skip while servers.json has no such entry.
 
     make e2e            servers already running (tests/integration/run.sh python)
     make integration    starts the servers itself
@@ -16,10 +19,12 @@ token soak.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -38,10 +43,11 @@ from tokenwell import (
     InvalidScopeError,
     InvalidTargetError,
     ServiceAccount,
+    TlsCertificateError,
     TokenError,
 )
 
-from conftest import EventLog, FakeClock
+from conftest import ConnectProxy, EventLog, FakeClock
 
 SERVERS_FILE = os.environ.get("TOKENWELL_SERVERS")
 if not SERVERS_FILE and os.environ.get("TOKENWELL_REQUIRE_SERVERS") == "1":
@@ -487,3 +493,93 @@ def test_refresh_ahead_on_a_5_second_token_with_a_moved_clock(server: str) -> No
     assert account.get_token() == first.access_token
     log.wait_for("token_acquired", 2)
     assert account.get_token() != first.access_token
+
+
+
+# ---- Hydra over TLS, with a CA of its own --------------------------------------------
+
+HYDRA_TLS: Dict[str, Any] = SERVERS.get("hydra_tls") or {}
+needs_hydra_tls = pytest.mark.skipif(
+    not HYDRA_TLS, reason="servers.json has no hydra_tls (Hydra served over TLS with a test CA)"
+)
+TLS_WAYS = ["sync", "async"]
+
+
+def hydra_tls_env(with_ca: bool) -> Dict[str, str]:
+    """The variables a service on Hydra-over-TLS is given (``from_env``)."""
+    client = HYDRA_TLS["clients"]["basic"]
+    env = {
+        "CLIENT_ID": client["client_id"],
+        "CLIENT_SECRET": client["client_secret"],
+        "TOKEN_URL": HYDRA_TLS["token_url"],
+        "SCOPE": " ".join(client["scopes"]),
+        "AUTH_METHOD": client.get("auth_method", "client_secret_basic"),
+    }
+    if client.get("audience"):
+        env["AUDIENCE"] = " ".join(client["audience"])
+    if with_ca:
+        env["TOKENWELL_CA_FILE"] = HYDRA_TLS["ca_file"]
+    return env
+
+
+def fetch(account: ServiceAccount, way: str) -> str:
+    return account.get_token() if way == "sync" else asyncio.run(account.get_token_async())
+
+
+@pytest.fixture
+def no_ambient_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test sets decides which CA is trusted and which proxy is used."""
+    for name in ("TOKENWELL_CA_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def hydra_tls_introspect(token: str) -> Dict[str, Any]:
+    """Hydra's admin introspection, directly (never through a proxy a test set)."""
+    context = ssl.create_default_context(cafile=HYDRA_TLS["ca_file"])
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    url = HYDRA_TLS["admin_url"].rstrip("/") + "/admin/oauth2/introspect"
+    data = urllib.parse.urlencode({"token": token}).encode()
+    with opener.open(url, data=data, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@needs_hydra_tls
+@pytest.mark.parametrize("way", TLS_WAYS)
+def test_hydra_over_tls_with_tokenwell_ca_file(way: str, no_ambient_ca: None) -> None:
+    assert HYDRA_TLS["token_url"].startswith("https://")
+    token = fetch(ServiceAccount.from_env(environ=hydra_tls_env(with_ca=True)), way)
+    client = HYDRA_TLS["clients"]["basic"]
+    details = hydra_tls_introspect(token)
+    assert details["active"] is True and details["client_id"] == client["client_id"]
+
+
+@needs_hydra_tls
+@pytest.mark.parametrize("way", TLS_WAYS)
+def test_hydra_over_tls_without_the_ca_is_a_held_tls_certificate_error(way: str, no_ambient_ca: None) -> None:
+    log = EventLog()
+    account = ServiceAccount.from_env(environ=hydra_tls_env(with_ca=False), on_event=log)
+    with pytest.raises(TlsCertificateError) as raised:
+        fetch(account, way)
+    error = raised.value
+    assert isinstance(error, ConfigurationError)
+    assert (error.kind, error.fault, error.retryable) == ("tls_certificate", "configuration", False)
+    assert "ca_file" in str(error) and "TOKENWELL_CA_FILE" in str(error), str(error)
+    with pytest.raises(TlsCertificateError):
+        fetch(account, way)
+    assert len(refreshes(log)) == 1, log.types()  # held: no second attempt
+    assert account.state == "held"
+
+
+@needs_hydra_tls
+@pytest.mark.parametrize("way", TLS_WAYS)
+def test_hydra_over_tls_through_the_connect_proxy(
+    way: str, no_ambient_ca: None, connect_proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
+    token = fetch(ServiceAccount.from_env(environ=hydra_tls_env(with_ca=True)), way)
+    assert hydra_tls_introspect(token)["active"] is True
+    target = urllib.parse.urlsplit(HYDRA_TLS["token_url"])
+    assert connect_proxy.log() == [{"method": "CONNECT", "target": f"{target.hostname}:{target.port}", "allowed": True}]

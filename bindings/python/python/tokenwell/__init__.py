@@ -48,7 +48,6 @@ from ._transport import (
     TransportRequest,
     TransportResponse,
     httpx_async_transport,
-    ca_bundle,
     urllib_transport,
 )
 
@@ -66,7 +65,6 @@ __all__ = [
     "TransportFailure",
     "urllib_transport",
     "httpx_async_transport",
-    "ca_bundle",
     "TokenError",
     "ConfigurationError",
     "InvalidConfigError",

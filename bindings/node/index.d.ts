@@ -17,6 +17,8 @@ export type TokenErrorKind =
   | 'transport'
   | 'timeout'
   | 'malformed_response'
+  | 'endpoint_not_found'
+  | 'tls_certificate'
   | 'stale_fetch';
 
 /** Who has to act on an error. */
@@ -129,8 +131,19 @@ export interface ServiceAccountOptions extends EngineTuning {
   refreshMarginSeconds?: number;
   /** Timeout of one token request. Default 10000. */
   timeoutMs?: number;
-  /** The `fetch` used for token requests and `account.fetch`. Default `globalThis.fetch`. */
-  fetch?: (input: any, init?: any) => Promise<Response>;
+  /**
+   * The `fetch` used for token requests and `account.fetch`, as is: the way to
+   * bring your own agent (undici's `fetch` with a `dispatcher`, for example).
+   * Default: token requests go through tokenwell's transport (undici, honouring
+   * `HTTPS_PROXY` / `NO_PROXY` and `caFile`), `account.fetch` through `globalThis.fetch`.
+   */
+  fetch?: FetchFunction;
+  /**
+   * A PEM file of CA certificates to trust for the token endpoint, on top of
+   * Node's defaults (`NODE_EXTRA_CA_CERTS` included). Default transport only:
+   * not allowed together with `fetch`.
+   */
+  caFile?: string;
   /** Called with every engine event (never contains a secret or a token). */
   onEvent?: (event: TokenEvent) => void;
   /** The clock, ms since the Unix epoch. Default `Date.now` (tests inject a virtual one). */
@@ -148,7 +161,23 @@ export interface FromEnvOptions extends Partial<Omit<ServiceAccountOptions, 'tok
   env?: Record<string, string | undefined>;
 }
 
-/** A token with its details. */
+/**
+ * What tokenwell reads of a `fetch` response, so that the global `fetch`,
+ * undici's (whose `Response` type differs from the DOM one) and look-alikes fit.
+ */
+export interface FetchResponse {
+  readonly status: number;
+  readonly headers: object | null;
+  readonly body: object | null;
+}
+
+/** A `fetch` tokenwell can use: `(input, init) => Promise<response>`. */
+export type FetchFunction = (input: any, init?: any) => Promise<FetchResponse>;
+
+/**
+ * A token with its details. `accessToken` is the bearer value; `JSON.stringify`
+ * and `util.inspect` show it as `[redacted]`.
+ */
 export interface AccountToken {
   accessToken: string;
   tokenType: string;
@@ -162,6 +191,7 @@ export interface RedactedOptions {
   clientId: string;
   clientSecret: '[redacted]';
   clientSecretFile?: string;
+  caFile?: string;
   authMethod: AuthMethod;
   scope: string[];
   audience: string[];
@@ -219,7 +249,10 @@ export interface TokenCacheOptions {
   invalidateMinIntervalMs?: number;
 }
 
-/** A token as the engine hands it out (times in ms since the Unix epoch). */
+/**
+ * A token as the engine hands it out (times in ms since the Unix epoch). Its
+ * JSON and `inspect` views show `accessToken` as `[redacted]`.
+ */
 export interface EngineToken {
   accessToken: string;
   tokenType: string;
@@ -231,7 +264,11 @@ export interface EngineToken {
   lifetimeSource: 'expires_in' | 'jwt_exp' | 'default';
 }
 
-/** A token request to send exactly as given, then report against `fetchId`. */
+/**
+ * A token request to send exactly as given, then report against `fetchId`.
+ * Its JSON and `inspect` views hide the credentials (the Basic header's value,
+ * a `client_secret` field); `headers` and `body` are the real ones.
+ */
 export interface TokenRequest {
   fetchId: number;
   method: string;
@@ -264,7 +301,8 @@ export type FetchOutcome = { result: 'token'; token: EngineToken } | { result: '
 
 export type ReplaceOutcome = { result: 'replaced'; changed: boolean } | { result: 'error'; error: TokenError };
 
-export type TransportErrorKind = 'timeout' | 'connect' | 'io' | 'other';
+/** How a token request failed without a response; `tls`: the server's certificate could not be verified. */
+export type TransportErrorKind = 'timeout' | 'connect' | 'io' | 'tls' | 'other';
 
 /**
  * The engine's token cache, for hosts that bring their own transport. `poll`;

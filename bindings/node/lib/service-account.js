@@ -15,12 +15,13 @@ const { inspect } = require('node:util');
 const { TokenCache, REDACTED, tokenOf } = require('./token-cache');
 const { TokenError, configError } = require('./errors');
 const { sendTokenRequest } = require('./transport');
+const { createDefaultFetch, readCaFile } = require('./default-fetch');
 const { native } = require('./native');
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options handled by the host; everything else goes to the engine. */
-const HOST_OPTIONS = ['fetch', 'onEvent', 'clock', 'clientSecretFile', 'backgroundRefresh', 'entropy'];
+const HOST_OPTIONS = ['fetch', 'caFile', 'onEvent', 'clock', 'clientSecretFile', 'backgroundRefresh', 'entropy'];
 
 /**
  * Splits ServiceAccount options into host options and engine options (camelCase).
@@ -52,6 +53,11 @@ function splitOptions(options) {
   if (host.clock !== undefined && typeof host.clock !== 'function') throw new TypeError('clock must be a function');
   if (host.clientSecretFile !== undefined && typeof host.clientSecretFile !== 'string') {
     throw new TypeError('clientSecretFile must be a path');
+  }
+  if (host.caFile !== undefined && typeof host.caFile !== 'string') throw new TypeError('caFile must be a path');
+  if (host.caFile !== undefined && host.fetch !== undefined) {
+    // Silently ignoring the CA would turn into a certificate error much later.
+    throw configError('caFile', 'applies to the default transport only: with your own fetch, give its agent the CA');
   }
   return { host, engine, renamed };
 }
@@ -107,7 +113,10 @@ const CONSTRUCT = Symbol('tokenwell.construct');
  */
 class ServiceAccount {
   #cache;
+  /** For `account.fetch`: the caller's `fetch`, else the global one. */
   #fetch;
+  /** For token requests: the caller's `fetch`, else the default transport (proxies, caFile). */
+  #tokenFetch;
   #clock;
   #onEvent;
   #background;
@@ -140,6 +149,7 @@ class ServiceAccount {
       parts = splitOptions(options);
       const { host, engine, renamed } = parts;
       const json = JSON.stringify(engine);
+      if (host.caFile !== undefined) parts.ca = { path: host.caFile, certificates: readCaFile(host.caFile, 'caFile') };
       if (host.clientSecretFile !== undefined) {
         const contents = readSecretFile(host.clientSecretFile, 'clientSecretFile');
         cache = withCallerNames(() => TokenCache._create(json, host.entropy, contents), renamed);
@@ -151,6 +161,7 @@ class ServiceAccount {
     const { host } = parts;
     this.#cache = cache;
     this.#fetch = host.fetch ?? ((...args) => globalThis.fetch(...args));
+    this.#tokenFetch = host.fetch ?? createDefaultFetch({ caCertificates: parts.ca?.certificates });
     this.#clock = host.clock ?? Date.now;
     this.#onEvent = host.onEvent ?? null;
     this.#background = host.backgroundRefresh !== false;
@@ -164,6 +175,8 @@ class ServiceAccount {
    * `CLIENT_SECRET` or `CLIENT_SECRET_FILE`, `TOKEN_URL` or `HYDRA_URL`, `SCOPE`,
    * `AUDIENCE`, `AUTH_METHOD`), each with an optional prefix. Missing or
    * malformed values throw a `config` TokenError naming the variable.
+   * `TOKENWELL_CA_FILE` (no prefix) is the `caFile` of the default transport,
+   * unless `caFile` or `fetch` is given.
    */
   static fromEnv(options = {}) {
     const { prefix = '', env = process.env, ...rest } = options ?? {};
@@ -187,6 +200,11 @@ class ServiceAccount {
       parts.renamed,
     );
     if (file) parts.secretFile = { path: file.path, field: file.variable };
+    if (parts.host.caFile !== undefined) {
+      parts.ca = { path: parts.host.caFile, certificates: readCaFile(parts.host.caFile, 'caFile') };
+    } else if (parts.host.fetch === undefined && env.TOKENWELL_CA_FILE) {
+      parts.ca = { path: env.TOKENWELL_CA_FILE, certificates: readCaFile(env.TOKENWELL_CA_FILE, 'TOKENWELL_CA_FILE') };
+    }
     return new ServiceAccount(CONSTRUCT, { parts, cache });
   }
 
@@ -199,6 +217,7 @@ class ServiceAccount {
   /** The token with its details: `{ accessToken, tokenType, expiresAt, scope }`. */
   async token() {
     const info = this.#token !== null && this.#clock() < this.#deadline ? this.#info : await this.#acquire();
+    // `accessToken` is a plain property; JSON and `inspect` show it redacted.
     return tokenOf({
       accessToken: info.accessToken,
       tokenType: info.tokenType,
@@ -244,6 +263,7 @@ class ServiceAccount {
     clearTimeout(this.#timer);
     this.#timer = null;
     this.#closeController.abort(new Error('the ServiceAccount was closed'));
+    if (this.#tokenFetch !== this.#fetch) this.#tokenFetch.close();
   }
 
   /** The options, without secrets (safe to log). */
@@ -280,6 +300,7 @@ class ServiceAccount {
       timeoutMs: d.requestTimeoutMs,
     };
     if (parts.secretFile) out.clientSecretFile = parts.secretFile.path;
+    if (parts.ca) out.caFile = parts.ca.path;
     return out;
   }
 
@@ -355,7 +376,7 @@ class ServiceAccount {
   #launch(request) {
     const id = request.fetchId;
     const flight = (async () => {
-      const outcome = await sendTokenRequest(this.#fetch, request, {
+      const outcome = await sendTokenRequest(this.#tokenFetch, request, {
         maxResponseBytes: this.#description.maxResponseBytes,
         closeSignal: this.#closeController.signal,
       });

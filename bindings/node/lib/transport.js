@@ -14,12 +14,39 @@ const CONNECT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_CONNECT',
   'ETIMEDOUT',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+/**
+ * The server's certificate could not be verified: OpenSSL's verification
+ * results as Node names them, and Node's own host name check. Reported as
+ * `tls`, which the engine holds as a configuration fault (trust the CA, or fix
+ * the URL) instead of retrying it as a network blip.
+ */
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_TLS_CERT_ALTNAME_FORMAT',
+]);
+/** Where a Node user puts a CA to trust (the engine adds its own, host-independent hint). */
+const TLS_HINT = 'in Node, trust the CA with the caFile option, TOKENWELL_CA_FILE or NODE_EXTRA_CA_CERTS';
 const IO_CODES = new Set([
   'ECONNRESET',
   'EPIPE',
@@ -82,6 +109,17 @@ function codeOf(error) {
   return undefined;
 }
 
+/**
+ * The certificate failure anywhere in the cause chain, as text (the `fetch
+ * failed` around it says nothing more), or null when there is none.
+ */
+function certificateFailure(error) {
+  for (let e = error, depth = 0; e != null && depth < 5; e = e.cause, depth++) {
+    if (typeof e.code === 'string' && TLS_CODES.has(e.code)) return `${e.message} (${e.code})`;
+  }
+  return null;
+}
+
 function describe(error) {
   if (error == null) return 'unknown error';
   const parts = [];
@@ -125,6 +163,8 @@ async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSig
       return { type: 'transport', kind: 'timeout', message: `no complete response within ${request.timeoutMs} ms` };
     }
     if (closeSignal?.aborted) return { type: 'transport', kind: 'other', message: 'aborted: the account was closed' };
+    const certificate = certificateFailure(error);
+    if (certificate !== null) return { type: 'transport', kind: 'tls', message: `${certificate}; ${TLS_HINT}` };
     const code = codeOf(error);
     let kind = stage === 'read' ? 'io' : 'other';
     if (CONNECT_CODES.has(code)) kind = 'connect';
@@ -134,4 +174,4 @@ async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSig
   }
 }
 
-module.exports = { sendTokenRequest, readLimited };
+module.exports = { sendTokenRequest, readLimited, TLS_CODES };

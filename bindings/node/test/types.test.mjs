@@ -1,4 +1,5 @@
-// The hand-written declarations (index.d.ts) accept a typed example: `tsc --noEmit`.
+// The hand-written declarations (index.d.ts) accept the typed examples in test/types/
+// (the API in use; the `fetch` option given global, undici and custom-agent fetches): `tsc --noEmit`.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-test('tsc --noEmit accepts the typed example', () => {
+test('tsc --noEmit accepts the typed examples', () => {
   const tsc = `${root}node_modules/typescript/bin/tsc`;
   assert.ok(fs.existsSync(tsc), 'typescript is a devDependency: run `npm install` (or make test) first');
   const run = spawnSync(process.execPath, [tsc, '--noEmit', '-p', `${root}test/types`], { encoding: 'utf8' });

@@ -16,13 +16,32 @@
 //!
 //! This module is the host: it owns the clock, the HTTP client and the
 //! threads. Every decision is the engine's.
+//!
+//! ## TLS, proxies and redirects
+//!
+//! - TLS is rustls, verified against the platform's trust store. A private CA
+//!   is given with [`Builder::ca_file`] or the `TOKENWELL_CA_FILE` variable (a
+//!   PEM bundle): its certificates then are the only roots trusted for the
+//!   token endpoint. A certificate that does not verify is the engine's
+//!   `tls_certificate` configuration fault, not a retried blip.
+//! - An `https` token URL goes through `HTTPS_PROXY` (or `ALL_PROXY`) unless
+//!   `NO_PROXY` names its host; the TLS session runs end to end through the
+//!   proxy's CONNECT tunnel. A plain-`http` token request never goes through a
+//!   proxy: it would hand the credentials to it in clear text.
+//! - Redirects are never followed: a 3xx is reported to the engine as it is.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::{
     ClientSecret, Config, ConfigError, Event, Poll, Token, TokenCache, TokenError, TokenRequest, TransportErrorKind,
 };
+
+/// The environment variable naming a PEM file of CAs to trust for the token endpoint.
+pub const CA_FILE_VAR: &str = "TOKENWELL_CA_FILE";
 
 /// A callback that receives every engine event (no secret is ever in one).
 pub type EventHandler = Box<dyn Fn(&Event) + Send + Sync>;
@@ -44,8 +63,126 @@ struct Shared {
     cache: Mutex<TokenCache>,
     secret_file: Mutex<Option<SecretFile>>,
     changed: Condvar,
-    agent: ureq::Agent,
+    /// The HTTP agent, or why none could be built (an unreadable CA file).
+    agent: Result<ureq::Agent, ConfigError>,
     on_event: Option<EventHandler>,
+}
+
+/// Builds a [`ServiceAccount`] with options beyond the configuration.
+pub struct Builder {
+    config: Config,
+    on_event: Option<EventHandler>,
+    ca_file: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
+}
+
+impl Builder {
+    /// Trust only the CAs in this PEM file for the token endpoint (a private CA,
+    /// or a TLS-inspecting corporate proxy's). Without it, `TOKENWELL_CA_FILE`
+    /// is read; without that, the platform's trust store is used.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Passes every engine event to `on_event` (for audit logs and metrics).
+    pub fn on_event(mut self, on_event: EventHandler) -> Self {
+        self.on_event = Some(on_event);
+        self
+    }
+
+    /// Reads the secrets from this file now and whenever it changes (see
+    /// [`ServiceAccount::with_secret_file`]).
+    pub fn secret_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.secret_file = Some(path.into());
+        self
+    }
+
+    /// The account; a CA file or secret file that cannot be used is refused here.
+    pub fn build(self) -> Result<ServiceAccount, ConfigError> {
+        let ca_file =
+            self.ca_file.or_else(|| std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let agent = build_agent(ca_file.as_deref());
+        if let Err(error) = &agent {
+            return Err(error.clone());
+        }
+        let account = ServiceAccount::assemble(self.config, self.on_event, agent);
+        match self.secret_file {
+            Some(path) => account.with_secret_file(path),
+            None => Ok(account),
+        }
+    }
+}
+
+/// The agent every token request goes through: no redirects, no proxy of its
+/// own (chosen per request), the given CAs or the platform's trust store.
+fn build_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, ConfigError> {
+    let roots = match ca_file {
+        Some(path) => RootCerts::Specific(Arc::new(read_ca_file(path)?)),
+        None => RootCerts::PlatformVerifier,
+    };
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .build();
+    Ok(config.into())
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, ConfigError> {
+    let problem = |what: &str| ConfigError::new("ca_file", format!("{what}: {}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| problem(&format!("cannot read the CA file ({})", e.kind())))?;
+    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(problem("holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// The proxy for a token request to `url`, from `HTTPS_PROXY` / `ALL_PROXY`
+/// and `NO_PROXY` as read by `env`. Plain `http` never goes through a proxy.
+fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<ureq::Proxy>, String> {
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(None) };
+    if parsed.scheme() != "https" {
+        return Ok(None);
+    }
+    let read =
+        |names: &[&str]| names.iter().find_map(|n| env(n).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
+    let Some(proxy) = read(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) else { return Ok(None) };
+    let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    if let Some(no_proxy) = read(&["NO_PROXY", "no_proxy"]) {
+        if no_proxy_matches(&no_proxy, &host, port) {
+            return Ok(None);
+        }
+    }
+    // The value may hold proxy credentials: never echo it.
+    ureq::Proxy::new(&proxy).map(Some).map_err(|_| "HTTPS_PROXY (or ALL_PROXY) is not a valid proxy URL".to_owned())
+}
+
+/// `NO_PROXY` as curl reads it: comma-separated hosts or domains (a leading
+/// `.` or `*.` optional), each optionally with `:port`; `*` matches every host.
+fn no_proxy_matches(no_proxy: &str, host: &str, port: u16) -> bool {
+    no_proxy.split(',').map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()).any(|entry| {
+        if entry == "*" {
+            return true;
+        }
+        let (name, entry_port) = match entry.rsplit_once(':') {
+            Some((name, p)) if !name.contains(':') || name.ends_with(']') => (name.to_owned(), p.parse::<u16>().ok()),
+            _ => (entry.clone(), None),
+        };
+        if entry_port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let name = name.trim_start_matches('*').trim_start_matches('.').trim_start_matches('[').trim_end_matches(']');
+        host == name || host.ends_with(&format!(".{name}"))
+    })
 }
 
 impl std::fmt::Debug for ServiceAccount {
@@ -109,13 +246,32 @@ impl Shared {
     /// Sends `request` and reports the outcome to the engine.
     fn perform(&self, request: TokenRequest) -> Result<Token, TokenError> {
         let limit = self.lock().config().policy().max_response_bytes as u64;
-        let mut builder = self.agent.post(&request.http.url);
+        let outcome = self.exchange(&request, limit);
+        let mut cache = self.lock();
+        let now = now_ms();
+        let result = match outcome {
+            Ok((status, headers, body)) => cache.handle_response(request.fetch_id, status, &headers, &body, now),
+            Err((kind, message)) => Err(cache.handle_transport_error(request.fetch_id, kind, &message, now)),
+        };
+        self.drain_events(&mut cache);
+        drop(cache);
+        self.changed.notify_all();
+        result
+    }
+
+    /// One HTTP exchange, bounded as a whole by the request's timeout.
+    fn exchange(&self, request: &TokenRequest, limit: u64) -> Result<Response, (TransportErrorKind, String)> {
+        let agent = self.agent.as_ref().map_err(|e| (TransportErrorKind::Other, e.to_string()))?;
+        let proxy = proxy_for(&request.http.url, &|name| std::env::var(name).ok())
+            .map_err(|message| (TransportErrorKind::Other, message))?;
+        let mut builder = agent.post(&request.http.url);
         for (name, value) in &request.http.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let outcome = builder
+        builder
             .config()
             .timeout_global(Some(Duration::from_millis(request.timeout_ms)))
+            .proxy(proxy)
             .build()
             .send(request.http.body.as_bytes())
             .and_then(|mut response| {
@@ -132,37 +288,49 @@ impl Shared {
                     Err(ureq::Error::BodyExceedsLimit(_)) => Ok((status, headers, vec![b' '; limit as usize + 1])),
                     Err(e) => Err(e),
                 }
-            });
-        let mut cache = self.lock();
-        let now = now_ms();
-        let result = match outcome {
-            Ok((status, headers, body)) => cache.handle_response(request.fetch_id, status, &headers, &body, now),
-            Err(error) => {
-                let kind = match &error {
-                    ureq::Error::Timeout(_) => TransportErrorKind::Timeout,
-                    ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportErrorKind::Connect,
-                    ureq::Error::Io(_) => TransportErrorKind::Io,
-                    _ => TransportErrorKind::Other,
-                };
-                Err(cache.handle_transport_error(request.fetch_id, kind, &error.to_string(), now))
-            }
-        };
-        self.drain_events(&mut cache);
-        drop(cache);
-        self.changed.notify_all();
-        result
+            })
+            .map_err(|error| (transport_error_kind(&error), error.to_string()))
+    }
+}
+
+type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// How a `ureq` failure is reported to the engine.
+fn transport_error_kind(error: &ureq::Error) -> TransportErrorKind {
+    match error {
+        ureq::Error::Timeout(_) => TransportErrorKind::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportErrorKind::Connect,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportErrorKind::Tls,
+        // rustls reports a refused certificate through the I/O layer too.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.to_string().contains("certificate")) => {
+            TransportErrorKind::Tls
+        }
+        ureq::Error::Io(_) => TransportErrorKind::Io,
+        _ => TransportErrorKind::Other,
     }
 }
 
 impl ServiceAccount {
-    /// A provider for `config`, using a default `ureq` agent.
+    /// A provider for `config`. TLS trusts the platform's store, or the CA file
+    /// in `TOKENWELL_CA_FILE`; if that file cannot be used, every token request
+    /// fails with a configuration error naming `ca_file` (use [`Self::builder`]
+    /// to be told at construction).
     pub fn new(config: Config) -> Self {
         Self::with_event_handler(config, None)
     }
 
+    /// A builder, for a CA file, an event handler or a secret file.
+    pub fn builder(config: Config) -> Builder {
+        Builder { config, on_event: None, ca_file: None, secret_file: None }
+    }
+
     /// A provider that passes every engine event to `on_event` (for audit logs and metrics).
     pub fn with_event_handler(config: Config, on_event: Option<EventHandler>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let ca_file = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self::assemble(config, on_event, build_agent(ca_file.as_deref()))
+    }
+
+    fn assemble(config: Config, on_event: Option<EventHandler>, agent: Result<ureq::Agent, ConfigError>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 cache: Mutex::new(TokenCache::new(config, entropy())),
@@ -192,6 +360,9 @@ impl ServiceAccount {
     /// background thread.
     pub fn token(&self) -> Result<Token, TokenError> {
         let shared = &self.shared;
+        if let Err(error) = &shared.agent {
+            return Err(error.clone().into());
+        }
         // A secret file that cannot be read keeps the secrets already loaded.
         let _ = shared.reload_secret_file(now_ms(), false);
         let mut cache = shared.lock();

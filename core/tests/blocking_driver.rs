@@ -100,3 +100,99 @@ fn transport_failure_is_classified() {
     assert!(matches!(error.kind, ErrorKind::Transport | ErrorKind::Timeout), "{error}");
     assert!(error.retryable && error.retry_at.is_some());
 }
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{serve, token_body, Answer, TestCa};
+use tokenwell::Fault;
+
+fn config_for(url: &str) -> Config {
+    let json = serde_json::json!({"token_url": url, "client_id": "driver-test", "client_secret": "s3cr3t-value",
+                                  "request_timeout_ms": 2000, "backoff_jitter": false});
+    Config::from_json(&json.to_string()).unwrap()
+}
+
+#[test]
+fn https_is_verified_against_the_given_ca_and_refused_without_it() {
+    let ca = TestCa::new();
+    let (url, count) = serve(Some(ca.server.clone()), Box::new(|_| Answer::json(200, &token_body("tls-token"))));
+
+    let trusted = ServiceAccount::builder(config_for(&url)).ca_file(ca.write_ca_file()).build().unwrap();
+    assert_eq!(trusted.get_token().unwrap(), "tls-token");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // The platform's store does not know the test CA: a configuration fault with a hint, held.
+    let untrusted = ServiceAccount::builder(config_for(&url)).build().unwrap();
+    let error = untrusted.get_token().unwrap_err();
+    assert_eq!((error.kind, error.fault, error.retryable), (ErrorKind::TlsCertificate, Fault::Configuration, false));
+    assert!(error.to_string().contains("TOKENWELL_CA_FILE"), "{error}");
+    assert_eq!(untrusted.get_token().unwrap_err().kind, ErrorKind::TlsCertificate, "held, not retried");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the untrusted server never got a request");
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_is_refused_by_name() {
+    let config = || config_for("https://127.0.0.1:1/oauth2/token");
+    let missing = ServiceAccount::builder(config()).ca_file("/nonexistent/tokenwell/ca.pem").build().unwrap_err();
+    assert_eq!(missing.field, "ca_file");
+    assert!(missing.problem.contains("/nonexistent/tokenwell/ca.pem"), "{missing}");
+    let empty = std::env::temp_dir().join(format!("tokenwell-empty-ca-{}.pem", std::process::id()));
+    std::fs::write(&empty, "not a certificate").unwrap();
+    let error = ServiceAccount::builder(config()).ca_file(&empty).build().unwrap_err();
+    assert_eq!((error.field.as_str(), error.problem.starts_with("holds no PEM certificate")), ("ca_file", true));
+}
+
+#[test]
+fn redirects_are_never_followed() {
+    let (elsewhere, substituted) = serve(None, Box::new(|_| Answer::json(200, &token_body("substituted-token"))));
+    for status in [301u16, 302, 303, 307, 308] {
+        let location = elsewhere.clone();
+        let (url, count) = serve(
+            None,
+            Box::new(move |_| Answer::Whole(status, vec![("Location".to_owned(), location.clone())], String::new())),
+        );
+        let error = ServiceAccount::new(config_for(&url)).get_token().unwrap_err();
+        assert_eq!((error.kind, error.status), (ErrorKind::MalformedResponse, Some(status)), "{status}: {error}");
+        assert!(error.to_string().contains("redirects are not followed"), "{error}");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+    assert_eq!(substituted.load(Ordering::SeqCst), 0, "no request reached the redirect target");
+}
+
+#[test]
+fn a_wrong_token_url_is_a_configuration_fault() {
+    let (url, count) = serve(None, Box::new(|_| Answer::Whole(404, vec![], "404 page not found".to_owned())));
+    let account = ServiceAccount::new(config_for(&url));
+    let error = account.get_token().unwrap_err();
+    assert_eq!((error.kind, error.fault, error.retryable), (ErrorKind::EndpointNotFound, Fault::Configuration, false));
+    assert!(error.to_string().contains("check token_url"), "{error}");
+    assert_eq!(account.get_token().unwrap_err().kind, ErrorKind::EndpointNotFound);
+    assert_eq!(count.load(Ordering::SeqCst), 1, "held, not retried");
+}
+
+#[test]
+fn a_slow_server_is_cut_off_at_the_request_timeout_whatever_the_stage() {
+    let body = token_body("slow-token");
+    let response =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let status_end = response.find("\r\n").unwrap() + 2;
+    let headers_end = response.find("\r\n\r\n").unwrap() + 4;
+    for (stage, split) in [("status line", 0), ("headers", status_end), ("body", headers_end)] {
+        let bytes = response.clone().into_bytes();
+        let (url, count) = serve(
+            None,
+            Box::new(move |_| {
+                Answer::Dribble(bytes[..split].to_vec(), bytes[split..].to_vec(), Duration::from_millis(500))
+            }),
+        );
+        let account = ServiceAccount::new(config_for(&url));
+        let started = Instant::now();
+        let error = account.get_token().unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(error.kind, ErrorKind::Timeout, "{stage}: {error}");
+        assert!(elapsed < Duration::from_millis(3000), "{stage}: took {elapsed:?} with a 2 s timeout");
+        assert_eq!(count.load(Ordering::SeqCst), 1, "{stage}");
+    }
+}

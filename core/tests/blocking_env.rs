@@ -3,12 +3,13 @@
 //! the other test files run their tests in parallel threads.
 #![cfg(feature = "blocking")]
 
+#[path = "support/proxy.rs"]
+mod proxy;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+
+use proxy::ConnectProxy;
 
 use support::{counting_listener, serve, token_body, Answer, TestCa};
 use tokenwell::blocking::ServiceAccount;
@@ -20,54 +21,6 @@ const PROXY_VARS: [&str; 8] =
 fn config_for(url: &str) -> Config {
     let json = serde_json::json!({"token_url": url, "client_id": "env-test", "client_secret": "s3cr3t-value"});
     Config::from_json(&json.to_string()).unwrap()
-}
-
-/// The repository's loopback CONNECT proxy (tests/integration/servers/connect-proxy.py).
-struct ConnectProxy {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl ConnectProxy {
-    fn start() -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/integration/servers/connect-proxy.py");
-        let dir = std::env::temp_dir().join(format!("tokenwell-proxy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ready, log) = (dir.join("ready.json"), dir.join("requests.jsonl"));
-        let _ = std::fs::remove_file(&ready);
-        let child = Command::new("python3")
-            .arg(script)
-            .args(["--ready-file", ready.to_str().unwrap(), "--log", log.to_str().unwrap()])
-            .args(["--parent-pid", &std::process::id().to_string(), "--max-seconds", "120"])
-            .spawn()
-            .expect("python3 runs the CONNECT proxy");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready) {
-                let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-                break value["url"].as_str().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "the CONNECT proxy did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Self { child, url, log }
-    }
-
-    fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn clear_proxy_vars() {

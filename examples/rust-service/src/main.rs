@@ -1,7 +1,8 @@
 //! A Rust service that authenticates to an API as itself.
 //!
 //! With `TOKEN_URL` / `HYDRA_URL`, `CLIENT_ID`, `CLIENT_SECRET` (and optionally
-//! `SCOPE`, `AUDIENCE`) set, it asks that authorization server. Without them it
+//! `SCOPE`, `AUDIENCE`, and `TOKENWELL_CA_FILE` for a server whose certificate
+//! comes from a private CA) set, it asks that authorization server. Without them it
 //! starts a tiny scripted token server on 127.0.0.1 (a stand-in, so the example
 //! runs anywhere) and asks it.
 //!
@@ -76,12 +77,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let account = ServiceAccount::with_event_handler(
-        config,
-        Some(Box::new(|event| {
-            println!("  event: {}", tokenwell_event_line(event));
-        })),
-    );
+    // The builder reads TOKENWELL_CA_FILE, and refuses an unusable one here.
+    let built = ServiceAccount::builder(config)
+        .on_event(Box::new(|event| println!("  event: {}", tokenwell_event_line(event))))
+        .build();
+    let account = match built {
+        Ok(account) => account,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            std::process::exit(2);
+        }
+    };
 
     // Eight worker threads ask at once: one token request is made.
     let handles: Vec<_> = (0..8)

@@ -67,7 +67,7 @@ def test_errors_and_events_never_hold_the_secret(engine: EngineInstance) -> None
     failed, error = is_err(cache.handle_response(fetch_id, 401, [], body, NOW))
     assert failed
     text = json.dumps(canonical_error(error))
-    assert SECRET not in text and "[redacted]" in text
+    assert SECRET not in text and "[withheld: contained a credential]" in text
     assert cache.state() == "held"
 
 

@@ -115,6 +115,8 @@ pub fn error_kind(kind: tw::ErrorKind) -> wit::ErrorKind {
         K::Transport => W::Transport,
         K::Timeout => W::Timeout,
         K::MalformedResponse => W::MalformedResponse,
+        K::EndpointNotFound => W::EndpointNotFound,
+        K::TlsCertificate => W::TlsCertificate,
         K::StaleFetch => W::StaleFetch,
     }
 }
@@ -154,6 +156,7 @@ pub fn transport_error_kind(kind: wit::TransportErrorKind) -> tw::TransportError
         wit::TransportErrorKind::Timeout => tw::TransportErrorKind::Timeout,
         wit::TransportErrorKind::Connect => tw::TransportErrorKind::Connect,
         wit::TransportErrorKind::Io => tw::TransportErrorKind::Io,
+        wit::TransportErrorKind::Tls => tw::TransportErrorKind::Tls,
         wit::TransportErrorKind::Other => tw::TransportErrorKind::Other,
     }
 }

@@ -394,10 +394,10 @@ fn transport_failure(code: &ErrorCode) -> TransportFailure {
         | ErrorCode::DestinationIpProhibited
         | ErrorCode::DestinationIpUnroutable
         | ErrorCode::ConnectionRefused
-        | ErrorCode::ConnectionLimitReached
-        | ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => K::Connect,
+        | ErrorCode::ConnectionLimitReached => K::Connect,
+        // wasmtime reports an untrusted certificate as a TLS protocol error;
+        // either way the runtime's trust store or the URL needs fixing.
+        ErrorCode::TlsProtocolError | ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) => K::Tls,
         ErrorCode::ConnectionTerminated
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::HttpProtocolError

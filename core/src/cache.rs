@@ -397,8 +397,8 @@ impl TokenCache {
         let mut description = if message.is_empty() { format!("{kind:?}").to_lowercase() } else { message };
         if kind == TransportErrorKind::Tls {
             description.push_str(
-                "; if the server uses a private CA, trust it with the ca_file option or TOKENWELL_CA_FILE, \
-                 else check the host name in token_url",
+                "; if the server's certificate comes from a private CA, trust that CA with TOKENWELL_CA_FILE \
+                 or the CA-file option (ca_file / caFile), else check the host name in token_url",
             );
         }
         self.fail(&flight, TokenError::new(error_kind, description), now)

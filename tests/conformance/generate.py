@@ -1009,8 +1009,8 @@ scenario("token-every-visible-ascii-accepted", "Every visible ASCII character (0
 
 # ---- TLS certificate failures -----------------------------------------------------------------------
 
-TLS_HINT = ("; if the server uses a private CA, trust it with the ca_file option or TOKENWELL_CA_FILE, "
-            "else check the host name in token_url")
+TLS_HINT = ("; if the server's certificate comes from a private CA, trust that CA with TOKENWELL_CA_FILE or the "
+            "CA-file option (ca_file / caFile), else check the host name in token_url")
 scenario("transport-tls-certificate", "A certificate the host could not verify is a configuration fault with a hint "
          "on trusting a CA: held, not retried as a network blip.", ["transport", "TLS", "hold"], config(), [
              poll(T, result="send"),

@@ -11,10 +11,10 @@
 //                    clear text, so no proxy variable (http_proxy included) and
 //                    no global dispatcher is ever used for it.
 //
-// A `caFile` adds its certificates to Node's default trust store (the bundled
-// roots, NODE_EXTRA_CA_CERTS, and on Node >= 22.15 the system store when
-// --use-system-ca is on): giving TLS a `ca` list replaces the default store, so
-// the defaults are put back in the list explicitly.
+// A `caFile` (or TOKENWELL_CA_FILE) names the only CAs trusted for the token
+// endpoint, as in every tokenwell host: the file replaces Node's default trust
+// store (bundled roots and NODE_EXTRA_CA_CERTS) for token requests. Without
+// one, Node's defaults apply, NODE_EXTRA_CA_CERTS included.
 
 const fs = require('node:fs');
 const tls = require('node:tls');
@@ -36,21 +36,6 @@ function loadUndici() {
 function httpsProxy(env = process.env) {
   const value = env.https_proxy || env.HTTPS_PROXY;
   return value ? value : undefined;
-}
-
-/** Node's default trust store as PEM strings (what `ca` must repeat to extend it). */
-function defaultCertificates() {
-  if (typeof tls.getCACertificates === 'function') return tls.getCACertificates('default');
-  const certificates = [...tls.rootCertificates];
-  const extra = process.env.NODE_EXTRA_CA_CERTS;
-  if (extra) {
-    try {
-      certificates.push(fs.readFileSync(extra, 'utf8'));
-    } catch {
-      // Node itself warned about this file at startup and runs without it.
-    }
-  }
-  return certificates;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
@@ -83,11 +68,11 @@ function readCaFile(path, field) {
 
 /**
  * A `fetch(url, init)` for token requests, with its own connection pools.
- * `caCertificates` (PEM strings, from `readCaFile`) are trusted on top of
- * Node's defaults. `close()` closes its connections.
+ * `caCertificates` (PEM strings, from `readCaFile`), when given, are the only
+ * CAs trusted. `close()` closes its connections.
  */
 function createDefaultFetch({ caCertificates } = {}) {
-  const tlsOptions = caCertificates?.length ? { ca: [...defaultCertificates(), ...caCertificates] } : undefined;
+  const tlsOptions = caCertificates?.length ? { ca: caCertificates } : undefined;
   let direct = null;
   let tunnel = null;
   let closed = false;

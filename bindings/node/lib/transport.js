@@ -45,8 +45,6 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'ERR_TLS_CERT_ALTNAME_FORMAT',
 ]);
-/** Where a Node user puts a CA to trust (the engine adds its own, host-independent hint). */
-const TLS_HINT = 'in Node, trust the CA with the caFile option, TOKENWELL_CA_FILE or NODE_EXTRA_CA_CERTS';
 const IO_CODES = new Set([
   'ECONNRESET',
   'EPIPE',
@@ -164,7 +162,7 @@ async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSig
     }
     if (closeSignal?.aborted) return { type: 'transport', kind: 'other', message: 'aborted: the account was closed' };
     const certificate = certificateFailure(error);
-    if (certificate !== null) return { type: 'transport', kind: 'tls', message: `${certificate}; ${TLS_HINT}` };
+    if (certificate !== null) return { type: 'transport', kind: 'tls', message: certificate };
     const code = codeOf(error);
     let kind = stage === 'read' ? 'io' : 'other';
     if (CONNECT_CODES.has(code)) kind = 'connect';

@@ -4,7 +4,7 @@
 // Hydra says is active; no CA → a held tls_certificate configuration fault;
 // HTTPS_PROXY through the loopback CONNECT proxy
 // (tests/integration/servers/connect-proxy.py) → a token, one CONNECT logged.
-// Skipped, with the reason, while servers.json has no `hydra_tls`.
+// With servers, a servers.json without `hydra_tls` is a failure (the harness always starts it).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ const HYDRA_TLS = PATH ? (JSON.parse(fs.readFileSync(PATH, 'utf8')).hydra_tls ??
 
 function skipReason() {
   if (!PATH) return REQUIRED ? false : 'no TOKENWELL_SERVERS: run under tests/integration/run.sh';
-  if (HYDRA_TLS === null) return 'servers.json has no hydra_tls (Hydra served over TLS with a test CA)';
+  // with-servers.sh always starts the TLS Hydra: with servers, its absence is a failure (below).
   return false;
 }
 
@@ -32,6 +32,7 @@ function skipReason() {
 function e2eTls(name, fn, skip = skipReason()) {
   return test(name, { timeout: 120_000, skip }, () => {
     if (!PATH) throw new Error('TOKENWELL_SERVERS is not set but TOKENWELL_REQUIRE_SERVERS=1');
+    if (HYDRA_TLS === null) throw new Error('servers.json has no hydra_tls (Hydra served over TLS with a test CA)');
     return fn(HYDRA_TLS);
   });
 }

@@ -26,9 +26,12 @@
 #                                 on exit (they are deleted otherwise)
 #   TOKENWELL_CACHE               cache dir for the Hydra binary (.cache)
 #
+#   * A second Hydra whose public interface serves TLS with a certificate for
+#     127.0.0.1 from a test CA made at start (openssl), for the TLS tests.
+#
 # Exported to CMD: TOKENWELL_SERVERS, HYDRA_BIN, HYDRA_ADMIN_URL,
-# HYDRA_PUBLIC_URL, HYDRA_TOKEN_URL, OIDC_PROVIDER_ISSUER,
-# OIDC_PROVIDER_TOKEN_URL.
+# HYDRA_PUBLIC_URL, HYDRA_TOKEN_URL, HYDRA_TLS_TOKEN_URL,
+# TOKENWELL_TEST_CA_FILE, OIDC_PROVIDER_ISSUER, OIDC_PROVIDER_TOKEN_URL.
 set -euo pipefail
 
 if [[ $# -eq 0 ]]; then
@@ -53,7 +56,7 @@ for n in READY_TIMEOUT HYDRA_TTL SHORT_TTL OIDC_TTL; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { log "ERROR: $n must be a positive integer (got '${!n}')"; exit 2; }
 done
 [[ $BULK =~ ^[0-9]+$ && $BULK -le 10000 ]] || { log "ERROR: TOKENWELL_BULK_CLIENTS must be 0-10000 (got '$BULK')"; exit 2; }
-for tool in curl jq node npm flock timeout; do
+for tool in curl jq node npm flock timeout openssl; do
   command -v "$tool" >/dev/null || { log "ERROR: '$tool' is required"; exit 2; }
 done
 
@@ -197,7 +200,8 @@ wait_ready() {
     for port in $ports; do owns_listen_port "$pid" "$port" || { ok=0; break; }; done
     if ((ok)); then
       for url in "$@"; do
-        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null || { ok=0; break; }
+        curl -fsS -o /dev/null --max-time 2 ${TEST_CA_FILE:+--cacert "$TEST_CA_FILE"} "$url" 2>/dev/null ||
+          { ok=0; break; }
       done
     fi
     ((ok)) && return 0
@@ -253,45 +257,51 @@ HYDRA_BIN=$("$HERE/build-hydra.sh" | tail -n 1) || die "building Hydra failed"
 [[ -x $HYDRA_BIN ]] || die "build-hydra.sh printed no binary path"
 HYDRA_VERSION=$("$HYDRA_BIN" version 2>/dev/null | awk '/^Version:/ { print $2 }')
 
-HYDRA_LOG=$RUN_DIR/hydra.log
-: >"$HYDRA_LOG"
+# start_hydra LOG SCHEME [NAME=VALUE...]: starts `hydra serve all --dev` with
+# the given extra environment, its public interface on SCHEME (http or https);
+# sets STARTED_PID, STARTED_PUBLIC_PORT and STARTED_ADMIN_PORT.
 start_hydra() {
-  local attempt pid pub adm from
+  local log=$1 scheme=$2 attempt pid pub adm from
+  shift 2
+  : >>"$log"
   for attempt in 1 2 3; do
-    from=$(($(wc -l <"$HYDRA_LOG") + 1))
+    from=$(($(wc -l <"$log") + 1))
     read -r pub adm < <(pick_ports 2)
     [[ -n $pub && -n $adm ]] || die "could not pick free ports"
-    log "starting Hydra $HYDRA_VERSION (public $HOST:$pub, admin $HOST:$adm, attempt $attempt)"
-    echo "--- attempt $attempt: public $pub admin $adm" >>"$HYDRA_LOG"
+    log "starting Hydra $HYDRA_VERSION (public $scheme://$HOST:$pub, admin $HOST:$adm, attempt $attempt)"
+    echo "--- attempt $attempt: public $pub admin $adm" >>"$log"
     env \
       DSN=memory \
       SERVE_PUBLIC_HOST=$HOST SERVE_PUBLIC_PORT="$pub" \
       SERVE_ADMIN_HOST=$HOST SERVE_ADMIN_PORT="$adm" \
-      URLS_SELF_ISSUER="http://$HOST:$pub" \
-      URLS_SELF_PUBLIC="http://$HOST:$pub" \
+      URLS_SELF_ISSUER="$scheme://$HOST:$pub" \
+      URLS_SELF_PUBLIC="$scheme://$HOST:$pub" \
       URLS_SELF_ADMIN="http://$HOST:$adm" \
       SECRETS_SYSTEM="$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)" \
       TTL_ACCESS_TOKEN="${HYDRA_TTL}s" \
       STRATEGIES_ACCESS_TOKEN=opaque \
       LOG_LEVEL=info \
-      "$HYDRA_BIN" serve all --dev --sqa-opt-out </dev/null >>"$HYDRA_LOG" 2>&1 &
+      "$@" \
+      "$HYDRA_BIN" serve all --dev --sqa-opt-out </dev/null >>"$log" 2>&1 &
     pid=$!
     register_pid "$pid"
     if wait_ready hydra "$pid" "$pub $adm" \
-      "http://$HOST:$adm/health/ready" "http://$HOST:$pub/health/ready"; then
-      HYDRA_PID=$pid HYDRA_PUBLIC_PORT=$pub HYDRA_ADMIN_PORT=$adm
+      "http://$HOST:$adm/health/ready" "$scheme://$HOST:$pub/health/ready"; then
+      STARTED_PID=$pid STARTED_PUBLIC_PORT=$pub STARTED_ADMIN_PORT=$adm
       return 0
     fi
     stop_pids "$pid"
     # Retry only a lost race for a port (another process took it between
     # pick_ports and Hydra's bind); anything else is a real failure.
-    tail -n "+$from" "$HYDRA_LOG" | grep -q 'address already in use' || return 1
+    tail -n "+$from" "$log" | grep -q 'address already in use' || return 1
     ((attempt < 3)) && log "port clash, retrying with other ports"
   done
   return 1
 }
+HYDRA_LOG=$RUN_DIR/hydra.log
 t0=$SECONDS
-start_hydra || die "Hydra did not start"
+start_hydra "$HYDRA_LOG" http || die "Hydra did not start"
+HYDRA_PID=$STARTED_PID HYDRA_PUBLIC_PORT=$STARTED_PUBLIC_PORT HYDRA_ADMIN_PORT=$STARTED_ADMIN_PORT
 HYDRA_PUBLIC_URL=http://$HOST:$HYDRA_PUBLIC_PORT
 HYDRA_ADMIN_URL=http://$HOST:$HYDRA_ADMIN_PORT
 HYDRA_TOKEN_URL=$HYDRA_PUBLIC_URL/oauth2/token
@@ -357,6 +367,43 @@ timeout 60 "$HYDRA_BIN" perform client-credentials --endpoint "$HYDRA_PUBLIC_URL
   --audience "$AUDIENCE" --format json >/dev/null 2>>"$RUN_DIR/hydra-cli.log" ||
   die "warming up Hydra's JWT signing key failed"
 
+# --------------------------------------------------------------------------
+# Hydra over TLS: a second instance whose public interface serves a
+# certificate for 127.0.0.1 signed by a test CA made here and now. No host
+# trusts that CA unless told to (TOKENWELL_CA_FILE), which is what the TLS
+# tests check both ways.
+# --------------------------------------------------------------------------
+TLS_DIR=$RUN_DIR/tls
+mkdir -p "$TLS_DIR"
+(
+  cd "$TLS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=tokenwell test CA $$" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout ca.key -out ca.pem
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout server.key -out server.csr
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.pem
+  rm -f ca.key server.csr
+) >"$RUN_DIR/test-ca.log" 2>&1 || die "making the test CA failed: $(tail -n 3 "$RUN_DIR/test-ca.log")"
+TEST_CA_FILE=$TLS_DIR/ca.pem
+HYDRA_TLS_LOG=$RUN_DIR/hydra-tls.log
+t0=$SECONDS
+start_hydra "$HYDRA_TLS_LOG" https \
+  SERVE_PUBLIC_TLS_ENABLED=true \
+  SERVE_PUBLIC_TLS_CERT_PATH="$TLS_DIR/server.pem" \
+  SERVE_PUBLIC_TLS_KEY_PATH="$TLS_DIR/server.key" || die "Hydra (TLS) did not start"
+HYDRA_TLS_PID=$STARTED_PID
+HYDRA_TLS_PUBLIC_URL=https://$HOST:$STARTED_PUBLIC_PORT
+HYDRA_TLS_ADMIN_URL=http://$HOST:$STARTED_ADMIN_PORT
+log "Hydra (TLS) ready in $((SECONDS - t0))s: public $HYDRA_TLS_PUBLIC_URL admin $HYDRA_TLS_ADMIN_URL"
+timeout 30 "$HYDRA_BIN" create client --endpoint "$HYDRA_TLS_ADMIN_URL" --format json \
+  --name "Billing Worker (TLS)" --grant-type client_credentials \
+  --token-endpoint-auth-method client_secret_basic --scope "$SCOPES" --audience "$AUDIENCE" \
+  >"$RUN_DIR/hydra-client-tls-basic.json" 2>>"$RUN_DIR/hydra-cli.log" || die "hydra create client (tls) failed"
+
 # Wait for oidc-provider (started above).
 deadline=$((SECONDS + READY_TIMEOUT))
 until [[ -s $OIDC_READY ]]; do
@@ -400,6 +447,12 @@ jq -n \
   --argjson special "$(hydra_client_json special_secret opaque "$HYDRA_TTL")" \
   --argjson short "$(hydra_client_json short_ttl opaque "$SHORT_TTL")" \
   --slurpfile hydra_bulk "$HYDRA_BULK_JSON" \
+  --arg tls_pub "$HYDRA_TLS_PUBLIC_URL" \
+  --arg tls_adm "$HYDRA_TLS_ADMIN_URL" \
+  --argjson tls_pid "$HYDRA_TLS_PID" \
+  --arg tls_log "$HYDRA_TLS_LOG" \
+  --arg ca_file "$TEST_CA_FILE" \
+  --argjson tls_basic "$(hydra_client_json tls-basic opaque "$HYDRA_TTL")" \
   --arg oidc_log "$OIDC_LOG" \
   --slurpfile oidc "$OIDC_READY" \
   '{
@@ -424,12 +477,24 @@ jq -n \
       clients: {basic: $basic, post: $post, jwt: $jwt, special_secret: $special, short_ttl: $short},
       bulk_clients: $hydra_bulk[0]
     },
+    hydra_tls: {
+      version: $hydra_version,
+      pid: $tls_pid,
+      log: $tls_log,
+      issuer: $tls_pub,
+      public_url: $tls_pub,
+      admin_url: $tls_adm,
+      token_url: ($tls_pub + "/oauth2/token"),
+      ca_file: $ca_file,
+      clients: {basic: $tls_basic}
+    },
     oidc_provider: ($oidc[0] + {log: $oidc_log})
   }' >"$SERVERS_JSON.tmp"
 mv "$SERVERS_JSON.tmp" "$SERVERS_JSON"
 
 export TOKENWELL_SERVERS=$SERVERS_JSON
 export HYDRA_BIN HYDRA_ADMIN_URL HYDRA_PUBLIC_URL HYDRA_TOKEN_URL
+export HYDRA_TLS_TOKEN_URL=$HYDRA_TLS_PUBLIC_URL/oauth2/token TOKENWELL_TEST_CA_FILE=$TEST_CA_FILE
 export OIDC_PROVIDER_ISSUER=$OIDC_ISSUER
 export OIDC_PROVIDER_TOKEN_URL
 OIDC_PROVIDER_TOKEN_URL=$(jq -r .token_url "$OIDC_READY")

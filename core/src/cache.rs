@@ -656,12 +656,15 @@ impl TokenCache {
         lifetime_source: LifetimeSource,
     ) -> Token {
         let policy = &self.config.policy;
-        let margin = policy.refresh_margin_ms.min(lifetime_ms / 2);
         let expires_at = received_at.saturating_add(lifetime_ms);
+        // The lifetime that fits before the end of time: the margin is taken
+        // from it, so `usable_until` never falls before `received_at`.
+        let lifetime_ms = expires_at - received_at;
+        let margin = policy.refresh_margin_ms.min(lifetime_ms / 2);
         let usable_until = expires_at - margin;
         let spread = policy.refresh_ahead_jitter * (2.0 * self.jitter.unit() - 1.0);
         let fraction = (policy.refresh_ahead + spread).clamp(0.0, 1.0);
-        let refresh_at = received_at + ((usable_until - received_at) as f64 * fraction) as u64;
+        let refresh_at = received_at.saturating_add(((usable_until - received_at) as f64 * fraction) as u64);
         Token {
             access_token,
             token_type: "Bearer".to_owned(),

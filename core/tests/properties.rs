@@ -329,3 +329,26 @@ fn debug_and_display_never_show_secrets() {
         assert_no_secret(&text);
     }
 }
+
+/// Found by the `engine_timeline` fuzz target (core/fuzz/regressions/): a token
+/// received near the end of time saturated `expires_at`, and the margin was
+/// taken from the unsaturated lifetime, so `usable_until` fell before
+/// `received_at` and the refresh-point arithmetic underflowed.
+#[test]
+fn tokens_received_at_the_end_of_time_do_not_overflow() {
+    for now in [u64::MAX, u64::MAX - 1, u64::MAX - 3_600_000, u64::MAX - 100_000_000] {
+        let mut cache = TokenCache::new(config(1, 300_000, true), 9);
+        let Poll::Send { request } = cache.poll(now) else { panic!("expected a request") };
+        let body = br#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#;
+        let token = cache.handle_response(request.fetch_id, 200, &[], body, now).unwrap();
+        assert!(token.received_at <= token.refresh_at && token.refresh_at <= token.usable_until);
+        assert!(token.usable_until <= token.expires_at);
+        let _ = cache.poll(now);
+        let _ = cache.next_wakeup();
+        let snapshot = cache.export_snapshot(now);
+        let mut other = TokenCache::new(config(1, 300_000, true), 9);
+        if let Some(snapshot) = snapshot {
+            let _ = other.import_snapshot(&snapshot, now);
+        }
+    }
+}

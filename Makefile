@@ -52,3 +52,19 @@ bench-core: setup
 
 bench-node bench-python bench-component: bench-%:
 	$(MAKE) -C bindings/$* bench
+
+# Fuzzing on nightly Rust with cargo-fuzz (scripts/setup-fuzz.sh installs both,
+# cargo-fuzz into .cache/): every target in core/fuzz/ for FUZZ_SECONDS each, one
+# libFuzzer process at a time, printing runs, exec/s, cov/ft and corpus size.
+# fuzz-smoke is the short run CI calls.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+.PHONY: fuzz fuzz-smoke
+
+fuzz:
+	@bash scripts/setup-fuzz.sh
+	bash core/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	@bash scripts/setup-fuzz.sh
+	bash core/fuzz/run.sh $(FUZZ_SMOKE_SECONDS)

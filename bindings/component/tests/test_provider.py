@@ -146,6 +146,40 @@ def test_a_body_that_never_ends_times_out(server: TokenServer) -> None:
     assert 0.25 < time.monotonic() - started < 5
 
 
+SLOW_BODY = '{"access_token":"slow","token_type":"Bearer","expires_in":3600}'
+SLOW_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    "stage, split",
+    [
+        ("status line", 0),
+        ("headers", len("HTTP/1.1 200 OK\r\n")),
+        ("body", len(SLOW_HEAD) + len(f"Content-Length: {len(SLOW_BODY)}\r\nConnection: close\r\n\r\n")),
+    ],
+)
+def test_a_server_sending_a_byte_at_a_time_is_cut_off_at_the_timeout(
+    server: TokenServer, stage: str, split: int
+) -> None:
+    """A scripted slow server: whatever the stage, the whole exchange ends within
+    the request timeout (+ 1 s), as a timeout."""
+    server.script(Reply(200, SLOW_BODY, dribble_from=split, dribble_interval=0.5))
+    provider = ProviderInstance()
+    failed, value = is_err(
+        provider.call(
+            "configure",
+            config(token_url=server.token_url, client_id="c", client_secrets=["s"], request_timeout_ms=2000),
+        )
+    )
+    assert not failed
+    started = time.monotonic()
+    error = error_of(provider)
+    elapsed = time.monotonic() - started
+    assert error["kind"] == "timeout", (stage, error)
+    assert elapsed < 3.0, f"{stage}: took {elapsed:.1f} s with a 2 s timeout"
+    assert len(server.requests) == 1
+
+
 def test_html_instead_of_json_is_a_malformed_response(server: TokenServer) -> None:
     server.script(Reply(200, "<html>login</html>", [("Content-Type", "text/html")]))
     error = error_of(ProviderInstance(env_for(server)))

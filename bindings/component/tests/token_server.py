@@ -29,6 +29,10 @@ class Reply:
     headers: List[Tuple[str, str]] = field(default_factory=list)
     #: Send the status line and headers, then hold the body until the server stops.
     stall_body: bool = False
+    #: A slow server: send the raw response up to this byte offset at once, then
+    #: the rest one byte per ``dribble_interval`` seconds (until the client gives up).
+    dribble_from: Optional[int] = None
+    dribble_interval: float = 0.5
 
 
 @dataclass
@@ -66,6 +70,9 @@ class TokenServer:
                     Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 payload = (json.dumps(reply.body) if isinstance(reply.body, dict) else reply.body).encode()
+                if reply.dribble_from is not None:
+                    self._dribble(reply, payload)
+                    return
                 self.send_response(reply.status)
                 content_type = "application/json" if isinstance(reply.body, dict) else "text/plain"
                 names = {name.lower() for name, _ in reply.headers}
@@ -80,6 +87,23 @@ class TokenServer:
                 if reply.stall_body:
                     server._released.wait(timeout=30)
                     self.close_connection = True
+
+            def _dribble(self, reply: Reply, payload: bytes) -> None:
+                head = f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
+                head += f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+                raw = head.encode() + payload
+                split = reply.dribble_from or 0
+                self.close_connection = True
+                try:
+                    self.wfile.write(raw[:split])
+                    self.wfile.flush()
+                    for i in range(split, len(raw)):
+                        if server._released.wait(timeout=reply.dribble_interval):
+                            return
+                        self.wfile.write(raw[i : i + 1])
+                        self.wfile.flush()
+                except OSError:
+                    return  # the client gave up, as it should
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -42,6 +42,16 @@ def error_of(provider: ProviderInstance) -> Dict[str, object]:
     return error
 
 
+def configured(server: TokenServer, **options: object) -> ProviderInstance:
+    """A provider configured through ``configure`` for ``server``, with ``options``."""
+    provider = ProviderInstance()
+    failed, value = is_err(
+        provider.call("configure", config(token_url=server.token_url, client_id="c", client_secrets=["s"], **options))
+    )
+    assert not failed, canonical_config_error(value)
+    return provider
+
+
 def test_fetches_a_token_through_wasi_http_and_caches_it(server: TokenServer) -> None:
     server.script(token_reply("at-1", 3600, scope="billing:read"))
     provider = ProviderInstance(env_for(server, SCOPE="billing:read", AUDIENCE="https://billing.example"))
@@ -131,14 +141,7 @@ def test_connection_refused_is_a_transport_error() -> None:
 
 def test_a_body_that_never_ends_times_out(server: TokenServer) -> None:
     server.script(Reply(200, '{"access_token":"at-1"', stall_body=True))
-    provider = ProviderInstance()
-    failed, value = is_err(
-        provider.call(
-            "configure",
-            config(token_url=server.token_url, client_id="c", client_secrets=["s"], request_timeout_ms=300),
-        )
-    )
-    assert not failed
+    provider = configured(server, request_timeout_ms=300)
     started = time.monotonic()
     error = error_of(provider)
     assert error["kind"] == "timeout"
@@ -164,14 +167,7 @@ def test_a_server_sending_a_byte_at_a_time_is_cut_off_at_the_timeout(
     """A scripted slow server: whatever the stage, the whole exchange ends within
     the request timeout (+ 1 s), as a timeout."""
     server.script(Reply(200, SLOW_BODY, dribble_from=split, dribble_interval=0.5))
-    provider = ProviderInstance()
-    failed, value = is_err(
-        provider.call(
-            "configure",
-            config(token_url=server.token_url, client_id="c", client_secrets=["s"], request_timeout_ms=2000),
-        )
-    )
-    assert not failed
+    provider = configured(server, request_timeout_ms=2000)
     started = time.monotonic()
     error = error_of(provider)
     elapsed = time.monotonic() - started

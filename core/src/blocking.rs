@@ -40,8 +40,7 @@ use crate::{
     ClientSecret, Config, ConfigError, Event, Poll, Token, TokenCache, TokenError, TokenRequest, TransportErrorKind,
 };
 
-/// The environment variable naming a PEM file of CAs to trust for the token endpoint.
-pub const CA_FILE_VAR: &str = "TOKENWELL_CA_FILE";
+pub use crate::env::CA_FILE_VAR;
 
 /// A callback that receives every engine event (no secret is ever in one).
 pub type EventHandler = Box<dyn Fn(&Event) + Send + Sync>;
@@ -54,9 +53,31 @@ pub struct ServiceAccount {
 
 struct SecretFile {
     path: std::path::PathBuf,
-    /// Modification time and length at the last read.
-    stamp: Option<(SystemTime, u64)>,
-    checked_at: u64,
+    /// How errors and events name the file (the variable or option).
+    source: String,
+    watch: crate::SecretFileWatch,
+}
+
+/// `stat` of `path`, following symlinks, as the engine's change rule reads it.
+fn file_stamp(path: &Path) -> std::io::Result<crate::FileStamp> {
+    let metadata = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        Ok(crate::FileStamp {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified_ns: ns(metadata.mtime(), metadata.mtime_nsec()),
+            changed_ns: ns(metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let modified = metadata.modified()?.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        Ok(crate::FileStamp { size: metadata.len(), modified_ns: modified, ..crate::FileStamp::default() })
+    }
 }
 
 struct Shared {
@@ -73,7 +94,8 @@ pub struct Builder {
     config: Config,
     on_event: Option<EventHandler>,
     ca_file: Option<PathBuf>,
-    secret_file: Option<PathBuf>,
+    /// The secret file and how errors and events name it.
+    secret_file: Option<(PathBuf, String)>,
 }
 
 impl Builder {
@@ -94,7 +116,7 @@ impl Builder {
     /// Reads the secrets from this file now and whenever it changes (see
     /// [`ServiceAccount::with_secret_file`]).
     pub fn secret_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.secret_file = Some(path.into());
+        self.secret_file = Some((path.into(), "secret_file".to_owned()));
         self
     }
 
@@ -108,7 +130,7 @@ impl Builder {
         }
         let account = ServiceAccount::assemble(self.config, self.on_event, agent);
         match self.secret_file {
-            Some(path) => account.with_secret_file(path),
+            Some((path, source)) => account.watch_secret_file(path, source),
             None => Ok(account),
         }
     }
@@ -220,27 +242,37 @@ impl Shared {
     }
 
     /// Re-reads the secret file if it changed (at most once a second unless `force`).
+    /// Re-reads the secret file if the engine's change rule says so (see
+    /// [`crate::SecretFileWatch`]); `force` after `invalid_client`. A file
+    /// that cannot be used keeps the secrets loaded, with an engine event.
     fn reload_secret_file(&self, now: u64, force: bool) -> Result<(), ConfigError> {
         let mut guard = self.secret_file.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = guard.as_mut() else { return Ok(()) };
-        if !force && now < file.checked_at.saturating_add(1_000) {
-            return Ok(());
+        let Some(file) = guard.as_mut().filter(|f| f.watch.due(now, force)) else { return Ok(()) };
+        let read = file_stamp(&file.path).and_then(|stamp| {
+            if !file.watch.changed(stamp, now) {
+                return Ok(None);
+            }
+            let contents = std::fs::read_to_string(&file.path)?;
+            file.watch.read(stamp);
+            Ok(Some(contents))
+        });
+        let (source, path) = (file.source.clone(), file.path.display().to_string());
+        if read.is_err() {
+            file.watch.failed(now);
         }
-        file.checked_at = now;
-        let unreadable = |what: &str| ConfigError::new("secret_file", format!("{what}: {}", file.path.display()));
-        let metadata = std::fs::metadata(&file.path).map_err(|_| unreadable("cannot read the secret file"))?;
-        let stamp = (metadata.modified().unwrap_or(UNIX_EPOCH), metadata.len());
-        if file.stamp == Some(stamp) {
-            return Ok(());
-        }
-        let contents = std::fs::read_to_string(&file.path).map_err(|_| unreadable("cannot read the secret file"))?;
-        let secrets = crate::parse_secret_file(&contents, "secret_file")?;
-        file.stamp = Some(stamp);
         drop(guard);
         let mut cache = self.lock();
-        cache.replace_secrets(secrets, now)?;
+        let outcome = match read {
+            Ok(None) => Ok(false),
+            Ok(Some(contents)) => cache.replace_secrets_from_file(&contents, &source, now),
+            Err(error) => {
+                let problem = format!("cannot read the secret file {path} ({})", error.kind());
+                cache.report_secret_file_problem(&source, &problem, now);
+                Err(ConfigError::new(source, problem))
+            }
+        };
         self.drain_events(&mut cache);
-        Ok(())
+        outcome.map(|_| ())
     }
 
     /// Sends `request` and reports the outcome to the engine.
@@ -255,6 +287,10 @@ impl Shared {
         };
         self.drain_events(&mut cache);
         drop(cache);
+        if result.as_ref().is_err_and(|e| e.kind == crate::ErrorKind::InvalidClient) {
+            // The secret may have been rotated under us: look at the file now.
+            let _ = self.reload_secret_file(now_ms(), true);
+        }
         self.changed.notify_all();
         result
     }
@@ -319,6 +355,40 @@ impl ServiceAccount {
         Self::with_event_handler(config, None)
     }
 
+    /// A provider configured from the environment, as every host's `fromEnv`
+    /// is (see [`crate::read_env`]): `prefix + CLIENT_ID`, `TOKEN_URL` (or
+    /// `HYDRA_URL` / `ISSUER_URL`), `CLIENT_SECRET` or `CLIENT_SECRET_FILE`
+    /// (re-read when it changes), `SCOPE`, `AUDIENCE`, `AUTH_METHOD`, and the
+    /// unprefixed `TOKENWELL_CA_FILE` and `TOKENWELL_ALLOW_INSECURE_HTTP`.
+    /// Every missing or malformed variable is named; no value is echoed.
+    pub fn from_env(prefix: &str) -> Result<Self, ConfigError> {
+        Self::from_env_with(prefix, crate::ExplicitOptions::default(), None)
+    }
+
+    /// [`Self::from_env`] with explicit options, which win over the
+    /// environment field by field, and an event handler.
+    pub fn from_env_with(
+        prefix: &str,
+        explicit: crate::ExplicitOptions,
+        on_event: Option<EventHandler>,
+    ) -> Result<Self, ConfigError> {
+        let merged = crate::merge_env(explicit, crate::read_env(prefix, &|name| std::env::var(name).ok())?);
+        merged.check_required()?;
+        let contents = match (&merged.secret_file, &merged.secret_file_source) {
+            (Some(path), Some(source)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(source.clone(), format!("cannot read the secret file {path} ({})", e.kind()))
+            })?),
+            _ => None,
+        };
+        let (secret_file, ca_file) = (merged.secret_file.clone(), merged.ca_file.clone());
+        let merged_source = merged.secret_file_source.clone();
+        let mut builder = Self::builder(merged.into_config(contents.as_deref())?);
+        builder.on_event = on_event;
+        builder.ca_file = ca_file.map(PathBuf::from);
+        builder.secret_file = secret_file.zip(merged_source).map(|(path, source)| (PathBuf::from(path), source));
+        builder.build()
+    }
+
     /// A builder, for a CA file, an event handler or a secret file.
     pub fn builder(config: Config) -> Builder {
         Builder { config, on_event: None, ca_file: None, secret_file: None }
@@ -347,9 +417,12 @@ impl ServiceAccount {
     /// when a token is asked for), as Kubernetes updates a mounted secret: a
     /// rotated secret is picked up without a restart.
     pub fn with_secret_file(self, path: impl Into<std::path::PathBuf>) -> Result<Self, ConfigError> {
-        let path = path.into();
+        self.watch_secret_file(path.into(), "secret_file".to_owned())
+    }
+
+    fn watch_secret_file(self, path: PathBuf, source: String) -> Result<Self, ConfigError> {
         *self.shared.secret_file.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(SecretFile { path, stamp: None, checked_at: 0 });
+            Some(SecretFile { path, source, watch: crate::SecretFileWatch::new() });
         self.shared.reload_secret_file(now_ms(), true)?;
         Ok(self)
     }

@@ -260,6 +260,17 @@ pub struct TokenCache {
     /// Secrets replaced at run time: still scrubbed from server text, since a
     /// fetch in flight may have used one.
     retired_secrets: VecDeque<ClientSecret>,
+    /// The last refresh failed for a transient reason: outage grace may serve
+    /// the cached token inside its margin.
+    outage: Option<Outage>,
+}
+
+/// A streak of transient refresh failures (see `RefreshPolicy::outage_grace`).
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    error_kind: ErrorKind,
+    /// Whether `OutageGraceServed` was emitted for this streak.
+    announced: bool,
 }
 
 impl TokenCache {
@@ -281,6 +292,7 @@ impl TokenCache {
             events: VecDeque::new(),
             jitter: Jitter(entropy),
             retired_secrets: VecDeque::new(),
+            outage: None,
         }
     }
 
@@ -340,7 +352,9 @@ impl TokenCache {
         }
         match usable {
             Some(token) if now >= token.refresh_at => {
-                let request = self.start_fetch(now, RefreshReason::Ahead);
+                // Past the margin only under outage grace: the refresh is overdue.
+                let reason = if now >= token.usable_until { RefreshReason::Expired } else { RefreshReason::Ahead };
+                let request = self.start_fetch(now, reason);
                 Poll::ReadyAndSend { token, request }
             }
             Some(token) => Poll::Ready { token },
@@ -427,6 +441,8 @@ impl TokenCache {
             }
         }
         let expires_at = self.token.take().map_or(0, |t| t.expires_at);
+        // The API refused this token: it must not come back under outage grace.
+        self.outage = None;
         self.pending_reason = Some(RefreshReason::Invalidated);
         self.last_invalidation = Some(now);
         self.emit(now, EventKind::TokenInvalidated { expires_at });
@@ -460,6 +476,37 @@ impl TokenCache {
         }
         self.emit(now, EventKind::SecretsReplaced { count: self.config.secrets.len(), hold_lifted });
         Ok(true)
+    }
+
+    /// Replaces the secrets with a secret file's `contents` (one per line,
+    /// current first; see [`parse_secret_file`](crate::parse_secret_file)),
+    /// the one entry point every host uses after it read a changed file
+    /// (see [`SecretFileWatch`](crate::SecretFileWatch)). A file that holds no
+    /// valid secret keeps the current secrets and emits one
+    /// `SecretFileRejected` event naming `source`; its error is returned too.
+    pub fn replace_secrets_from_file(&mut self, contents: &str, source: &str, now: u64) -> Result<bool, ConfigError> {
+        let replaced = crate::env::parse_secret_file(contents, source).and_then(|secrets| {
+            self.replace_secrets(secrets, now).map_err(|mut e| {
+                // A bad entry is named by the file, not by the option it would have filled.
+                e.problem = format!("{}: {}", e.field, e.problem);
+                e.field = source.to_owned();
+                e
+            })
+        });
+        if let Err(error) = &replaced {
+            self.report_secret_file_problem(source, &error.problem, now);
+        }
+        replaced
+    }
+
+    /// The host could not read the secret file named by `source` (`problem`
+    /// says why, e.g. "cannot be read (NotFound)", never the contents): the
+    /// secrets already loaded stay in use, and one `SecretFileRejected` event
+    /// says so.
+    pub fn report_secret_file_problem(&mut self, source: &str, problem: &str, now: u64) {
+        self.observe_clock(now);
+        let (source, problem) = (source.to_owned(), problem.to_owned());
+        self.emit(now, EventKind::SecretFileRejected { source, problem });
     }
 
     /// The next event, oldest first.
@@ -547,7 +594,7 @@ impl TokenCache {
         };
         [
             (Timer::RefreshAhead, token.filter(|_| idle).map(|t| t.refresh_at)),
-            (Timer::TokenUnusable, token.map(|t| t.usable_until)),
+            (Timer::TokenUnusable, token.map(|t| self.token_unusable_at(t))),
             (Timer::Retry, retry),
             (Timer::FetchDeadline, deadline),
         ]
@@ -556,6 +603,16 @@ impl TokenCache {
     fn usable_token(&mut self, now: u64) -> Option<Token> {
         match &self.token {
             Some(token) if now < token.usable_until => Some(token.clone()),
+            Some(token) if self.grace_until(token).is_some_and(|until| now < until) => {
+                let token = token.clone();
+                let until = self.grace_until(&token).unwrap_or(token.usable_until);
+                if let Some(outage) = self.outage.as_mut().filter(|o| !o.announced) {
+                    outage.announced = true;
+                    let error_kind = outage.error_kind;
+                    self.emit(now, EventKind::OutageGraceServed { expires_at: token.expires_at, until, error_kind });
+                }
+                Some(token)
+            }
             Some(_) => {
                 self.token = None;
                 self.pending_reason.get_or_insert(RefreshReason::Expired);
@@ -599,6 +656,27 @@ impl TokenCache {
         }
         self.last_now = Some(now);
         self.emit(now, EventKind::ClockWentBackwards { by_ms: by });
+    }
+
+    /// When the host must poll again for `token`: its usable limit, or under
+    /// outage grace the end of grace, once the grace was announced (the poll at
+    /// the usable limit is the one that announces it).
+    fn token_unusable_at(&self, token: &Token) -> u64 {
+        match (self.grace_until(token), self.outage) {
+            (Some(until), Some(outage)) if outage.announced => until,
+            _ => token.usable_until,
+        }
+    }
+
+    /// Until when outage grace serves `token`, if a transient failure is in
+    /// progress: `expires_at` less the safety, never earlier than `usable_until`.
+    fn grace_until(&self, token: &Token) -> Option<u64> {
+        let policy = &self.config.policy;
+        if !policy.outage_grace || self.outage.is_none() {
+            return None;
+        }
+        let margin = token.expires_at - token.usable_until;
+        Some(token.expires_at - policy.outage_grace_safety_ms.min(margin))
     }
 
     fn abandon_overdue_fetch(&mut self, now: u64) {
@@ -683,6 +761,7 @@ impl TokenCache {
         self.secret_index = if flight.generation == self.secrets_generation { flight.secret_index } else { 0 };
         self.fallback_failures = 0;
         self.failures = 0;
+        self.outage = None;
         self.pending_reason = None;
         self.phase = Phase::Idle;
         self.emit(
@@ -738,6 +817,8 @@ impl TokenCache {
         }
 
         if !error.retryable {
+            // Not an outage: the server refused this client. No grace.
+            self.outage = None;
             let until = now.saturating_add(self.config.policy.config_error_hold_ms);
             error.retry_at = Some(until);
             self.phase = Phase::Held { until, error: error.clone() };
@@ -749,6 +830,9 @@ impl TokenCache {
         }
 
         self.failures = self.failures.saturating_add(1);
+        if self.outage.is_none() {
+            self.outage = Some(Outage { error_kind: error.kind, announced: false });
+        }
         let mut retry_at = now.saturating_add(self.backoff_delay(self.failures));
         if let Some(server_says) = error.retry_at {
             retry_at = retry_at.max(server_says);

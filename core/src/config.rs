@@ -148,6 +148,14 @@ pub struct ConfigOptions {
     pub config_error_hold_ms: Option<u64>,
     /// At most one refresh caused by `invalidate` per this interval. Default 10 000.
     pub invalidate_min_interval_ms: Option<u64>,
+    /// Outage grace: when the last refresh failed for a transient reason (the
+    /// server or the network), keep serving the cached token inside the refresh
+    /// margin, up to `outage_grace_safety_ms` before it expires, instead of
+    /// failing callers. Default true.
+    pub outage_grace: Option<bool>,
+    /// How long before `expires_at` outage grace stops serving a token. Default
+    /// 5 000; never more than the token's margin.
+    pub outage_grace_safety_ms: Option<u64>,
 }
 
 /// When and how the engine refreshes and retries. Part of a validated [`Config`].
@@ -183,6 +191,10 @@ pub struct RefreshPolicy {
     pub config_error_hold_ms: u64,
     /// Rate limit of invalidation-driven refreshes.
     pub invalidate_min_interval_ms: u64,
+    /// Serve the cached token inside the margin after a transient refresh failure.
+    pub outage_grace: bool,
+    /// Outage grace ends this long before `expires_at`.
+    pub outage_grace_safety_ms: u64,
 }
 
 impl Default for RefreshPolicy {
@@ -203,6 +215,8 @@ impl Default for RefreshPolicy {
             max_retry_after_ms: 3_600_000,
             config_error_hold_ms: 300_000,
             invalidate_min_interval_ms: 10_000,
+            outage_grace: true,
+            outage_grace_safety_ms: 5_000,
         }
     }
 }
@@ -382,7 +396,7 @@ fn expected_type(key: &str) -> String {
         "client_secret" | "client_secrets" => "must be a string or a list of strings",
         "scope" | "audience" => "must be a space-separated string or a list of strings",
         "extra_params" => "must be a list of [name, value] string pairs",
-        "allow_insecure_http" | "backoff_jitter" => "must be true or false",
+        "allow_insecure_http" | "backoff_jitter" | "outage_grace" => "must be true or false",
         "refresh_ahead" | "refresh_ahead_jitter" => "must be a number",
         "token_url" | "client_id" | "auth_method" => "must be a string",
         _ => "must be a whole number (milliseconds or bytes)",
@@ -506,6 +520,8 @@ fn build_policy(o: &ConfigOptions) -> Result<RefreshPolicy, ConfigError> {
         max_retry_after_ms: o.max_retry_after_ms.unwrap_or(d.max_retry_after_ms),
         config_error_hold_ms: o.config_error_hold_ms.unwrap_or(d.config_error_hold_ms),
         invalidate_min_interval_ms: o.invalidate_min_interval_ms.unwrap_or(d.invalidate_min_interval_ms),
+        outage_grace: o.outage_grace.unwrap_or(d.outage_grace),
+        outage_grace_safety_ms: o.outage_grace_safety_ms.unwrap_or(d.outage_grace_safety_ms),
     };
     const YEAR_MS: u64 = 365 * 86_400_000;
     let in_range = |field: &str, v: u64, lo: u64, hi: u64| {
@@ -542,6 +558,7 @@ fn build_policy(o: &ConfigOptions) -> Result<RefreshPolicy, ConfigError> {
     in_range("max_retry_after_ms", p.max_retry_after_ms, 0, 86_400_000)?;
     in_range("config_error_hold_ms", p.config_error_hold_ms, 1, 86_400_000)?;
     in_range("invalidate_min_interval_ms", p.invalidate_min_interval_ms, 0, 86_400_000)?;
+    in_range("outage_grace_safety_ms", p.outage_grace_safety_ms, 0, 86_400_000)?;
     Ok(p)
 }
 

@@ -14,10 +14,292 @@
 //! | `SCOPE` | space-separated scopes |
 //! | `AUDIENCE` | space-separated audiences |
 //! | `AUTH_METHOD` | `client_secret_basic` (default) or `client_secret_post` |
+//! | `TOKENWELL_CA_FILE` | (never prefixed) a PEM file of the only CAs to trust for the token endpoint |
+//! | `TOKENWELL_ALLOW_INSECURE_HTTP` | (never prefixed) `1`: allow a plain-http token URL off loopback |
+//!
+//! ## The host contract
+//!
+//! Every host's `fromEnv` / `from_env` does the same four steps, so that the
+//! hosts cannot drift apart:
+//!
+//! 1. [`read_env`] reads every variable, without requiring any: it returns the
+//!    options the environment set and which variable set each one.
+//! 2. [`merge_env`] merges the options the caller passed explicitly. **Explicit
+//!    options win over the environment**, field by field; the secret is one
+//!    field whatever its form (an explicit `client_secret` or secret file
+//!    replaces both `CLIENT_SECRET` and `CLIENT_SECRET_FILE`).
+//! 3. The host reads the secret file the result names, if any.
+//! 4. [`EnvMerged::into_config`] checks that every required option is present
+//!    (all missing ones are reported at once, by variable name), parses the
+//!    secret file, validates, and renames every configuration error to the
+//!    variable that supplied the field, keeping indexes (`SCOPE[1]`).
 
-use crate::config::{AuthMethod, ConfigOptions, ListOrString, SecretOrSecrets};
+use crate::config::{AuthMethod, Config, ConfigOptions, ListOrString, SecretOrSecrets};
 use crate::error::ConfigError;
 use crate::secret::ClientSecret;
+
+/// The CA-file variable: never prefixed, since it describes the machine's
+/// network rather than one client.
+pub const CA_FILE_VAR: &str = "TOKENWELL_CA_FILE";
+/// The variable that allows a plain-http token URL off loopback: never prefixed.
+pub const ALLOW_INSECURE_HTTP_VAR: &str = "TOKENWELL_ALLOW_INSECURE_HTTP";
+
+/// What the environment says, before any explicit option is merged.
+#[derive(Debug, Clone, Default)]
+pub struct EnvReading {
+    /// The options the environment set; the others are `None`.
+    pub options: ConfigOptions,
+    /// The path in `CLIENT_SECRET_FILE`.
+    pub secret_file: Option<String>,
+    /// The path in `TOKENWELL_CA_FILE`.
+    pub ca_file: Option<String>,
+    /// `(option, variable)`: which variable supplied each option it set
+    /// (`("scope", "BILLING_SCOPE")`, `("client_secret", "CLIENT_SECRET_FILE")`).
+    pub sources: Vec<(String, String)>,
+    /// The variable names this prefix reads, for messages about missing ones.
+    names: Names,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Names {
+    client_id: String,
+    token_url: String,
+    hydra_url: String,
+    issuer_url: String,
+    client_secret: String,
+    client_secret_file: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        let n = |v: &str| format!("{prefix}{v}");
+        Self {
+            client_id: n("CLIENT_ID"),
+            token_url: n("TOKEN_URL"),
+            hydra_url: n("HYDRA_URL"),
+            issuer_url: n("ISSUER_URL"),
+            client_secret: n("CLIENT_SECRET"),
+            client_secret_file: n("CLIENT_SECRET_FILE"),
+        }
+    }
+}
+
+/// Reads every variable named `prefix + NAME` (and the unprefixed
+/// `TOKENWELL_*` ones) with `get`. Nothing is required here; a value that is
+/// set but malformed is an error naming its variable. No value is echoed.
+pub fn read_env(prefix: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<EnvReading, ConfigError> {
+    let names = Names::new(prefix);
+    let name = |n: &str| format!("{prefix}{n}");
+    let read = |var: &str| get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut reading = EnvReading { names: names.clone(), ..EnvReading::default() };
+    let mut set = |option: &str, var: &str| reading.sources.push((option.to_owned(), var.to_owned()));
+
+    if let Some(id) = read(&names.client_id) {
+        reading.options.client_id = Some(id);
+        set("client_id", &names.client_id);
+    }
+    let issuer = [&names.hydra_url, &names.issuer_url].into_iter().find_map(|var| read(var).map(|v| (v, var.clone())));
+    match (read(&names.token_url), issuer) {
+        (Some(url), _) => {
+            reading.options.token_url = Some(url);
+            set("token_url", &names.token_url);
+        }
+        (None, Some((base, var))) => {
+            reading.options.token_url = Some(format!("{}/oauth2/token", base.trim_end_matches('/')));
+            set("token_url", &var);
+        }
+        (None, None) => {}
+    }
+    let secret = get(&names.client_secret).filter(|v| !v.trim().is_empty());
+    let secret_file = read(&names.client_secret_file);
+    match (secret, secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                &names.client_secret,
+                format!("set only one of {} and {}", names.client_secret, names.client_secret_file),
+            ));
+        }
+        (Some(value), None) => {
+            let secrets: Vec<ClientSecret> =
+                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(ClientSecret::from).collect();
+            if secrets.is_empty() {
+                return Err(ConfigError::new(&names.client_secret, "holds no secret"));
+            }
+            reading.options.client_secret = Some(SecretOrSecrets::Many(secrets));
+            set("client_secret", &names.client_secret);
+        }
+        (None, Some(path)) => {
+            reading.secret_file = Some(path);
+            set("client_secret", &names.client_secret_file);
+        }
+        (None, None) => {}
+    }
+    if let Some(method) = read(&name("AUTH_METHOD")) {
+        AuthMethod::parse(&method).map_err(|e| ConfigError::new(name("AUTH_METHOD"), e.problem))?;
+        reading.options.auth_method = Some(method);
+        set("auth_method", &name("AUTH_METHOD"));
+    }
+    if let Some(scope) = read(&name("SCOPE")) {
+        reading.options.scope = Some(ListOrString::String(scope));
+        set("scope", &name("SCOPE"));
+    }
+    if let Some(audience) = read(&name("AUDIENCE")) {
+        reading.options.audience = Some(ListOrString::String(audience));
+        set("audience", &name("AUDIENCE"));
+    }
+    if let Some(path) = read(CA_FILE_VAR) {
+        reading.ca_file = Some(path);
+        set("ca_file", CA_FILE_VAR);
+    }
+    match read(ALLOW_INSECURE_HTTP_VAR).as_deref() {
+        None | Some("0") | Some("false") => {}
+        Some("1") | Some("true") => {
+            reading.options.allow_insecure_http = Some(true);
+            set("allow_insecure_http", ALLOW_INSECURE_HTTP_VAR);
+        }
+        Some(_) => return Err(ConfigError::new(ALLOW_INSECURE_HTTP_VAR, "must be 1 or 0")),
+    }
+    Ok(reading)
+}
+
+/// What the caller of `fromEnv` / `from_env` passed explicitly.
+#[derive(Debug, Clone, Default)]
+pub struct ExplicitOptions {
+    /// Options given explicitly (they win over the environment).
+    pub options: ConfigOptions,
+    /// A secret file given explicitly (the option `client_secret_file`).
+    pub secret_file: Option<String>,
+    /// A CA file given explicitly (the option `ca_file`).
+    pub ca_file: Option<String>,
+}
+
+/// The merge of explicit options over the environment (see the module docs).
+#[derive(Debug, Clone)]
+pub struct EnvMerged {
+    /// The merged options (the secret may still be in `secret_file`).
+    pub options: ConfigOptions,
+    /// The secret file to read, if the secret comes from one.
+    pub secret_file: Option<String>,
+    /// The name errors about the secret file use: the variable, or `client_secret_file`.
+    pub secret_file_source: Option<String>,
+    /// The CA file, if any.
+    pub ca_file: Option<String>,
+    /// `(option, variable)` for every option the environment supplied and the
+    /// caller did not override.
+    pub sources: Vec<(String, String)>,
+    names: Names,
+}
+
+/// Merges `explicit` over `env`: explicit options win, field by field.
+pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
+    let ExplicitOptions { options: x, secret_file: x_file, ca_file: x_ca } = explicit;
+    let e = env.options;
+    let mut overridden: Vec<&str> = Vec::new();
+    macro_rules! pick {
+        ($field:ident) => {{
+            if x.$field.is_some() {
+                overridden.push(stringify!($field));
+                x.$field
+            } else {
+                e.$field
+            }
+        }};
+    }
+    let explicit_secret = x.client_secret.is_some() || x_file.is_some();
+    let (client_secret, secret_file, secret_file_source) = if explicit_secret {
+        overridden.push("client_secret");
+        let source = x_file.as_ref().map(|_| "client_secret_file".to_owned());
+        (x.client_secret.clone(), x_file, source)
+    } else {
+        let source = env.secret_file.as_ref().map(|_| env.names.client_secret_file.clone());
+        (e.client_secret.clone(), env.secret_file, source)
+    };
+    if x_ca.is_some() {
+        overridden.push("ca_file");
+    }
+    let options = ConfigOptions {
+        token_url: pick!(token_url),
+        client_id: pick!(client_id),
+        client_secret,
+        auth_method: pick!(auth_method),
+        scope: pick!(scope),
+        audience: pick!(audience),
+        extra_params: pick!(extra_params),
+        allow_insecure_http: pick!(allow_insecure_http),
+        refresh_margin_ms: pick!(refresh_margin_ms),
+        refresh_ahead: pick!(refresh_ahead),
+        refresh_ahead_jitter: pick!(refresh_ahead_jitter),
+        default_lifetime_ms: pick!(default_lifetime_ms),
+        min_lifetime_ms: pick!(min_lifetime_ms),
+        max_lifetime_ms: pick!(max_lifetime_ms),
+        max_response_bytes: pick!(max_response_bytes),
+        request_timeout_ms: pick!(request_timeout_ms),
+        backoff_initial_ms: pick!(backoff_initial_ms),
+        backoff_max_ms: pick!(backoff_max_ms),
+        backoff_min_ms: pick!(backoff_min_ms),
+        backoff_jitter: pick!(backoff_jitter),
+        max_retry_after_ms: pick!(max_retry_after_ms),
+        config_error_hold_ms: pick!(config_error_hold_ms),
+        invalidate_min_interval_ms: pick!(invalidate_min_interval_ms),
+        outage_grace: pick!(outage_grace),
+        outage_grace_safety_ms: pick!(outage_grace_safety_ms),
+    };
+    let sources = env.sources.into_iter().filter(|(option, _)| !overridden.contains(&option.as_str())).collect();
+    EnvMerged { options, secret_file, secret_file_source, ca_file: x_ca.or(env.ca_file), sources, names: env.names }
+}
+
+impl EnvMerged {
+    /// Every required option that neither the caller nor the environment gave,
+    /// reported at once by the variable that would supply it.
+    pub fn check_required(&self) -> Result<(), ConfigError> {
+        let n = &self.names;
+        let mut missing: Vec<String> = Vec::new();
+        if self.options.client_id.is_none() {
+            missing.push(n.client_id.clone());
+        }
+        if self.options.token_url.is_none() {
+            missing.push(format!("{} (or {} / {})", n.token_url, n.hydra_url, n.issuer_url));
+        }
+        if self.options.client_secret.is_none() && self.secret_file.is_none() {
+            missing.push(format!("{} (or {})", n.client_secret, n.client_secret_file));
+        }
+        let Some((first, rest)) = missing.split_first() else { return Ok(()) };
+        let field = first.split(' ').next().unwrap_or(first).to_owned();
+        let problem = if rest.is_empty() {
+            format!("is not set{}", first.strip_prefix(&field).unwrap_or(""))
+        } else {
+            format!("is not set{}; also not set: {}", first.strip_prefix(&field).unwrap_or(""), rest.join(", "))
+        };
+        Err(ConfigError::new(field, problem))
+    }
+
+    /// `error` with its field renamed to the variable that supplied it (the
+    /// index kept: `scope[1]` from `SCOPE` is `SCOPE[1]`); fields the caller
+    /// gave explicitly keep their option name.
+    pub fn rename(&self, mut error: ConfigError) -> ConfigError {
+        let (base, index) = match error.field.find('[') {
+            Some(at) => (error.field[..at].to_owned(), error.field[at..].to_owned()),
+            None => (error.field.clone(), String::new()),
+        };
+        if let Some((_, var)) = self.sources.iter().find(|(option, _)| *option == base) {
+            error.field = format!("{var}{index}");
+        }
+        error
+    }
+
+    /// The validated configuration. `secret_file_contents` is the content of
+    /// [`secret_file`](Self::secret_file), read by the host (required when it
+    /// is set). Every error names the variable or option at fault.
+    pub fn into_config(mut self, secret_file_contents: Option<&str>) -> Result<Config, ConfigError> {
+        self.check_required()?;
+        if let Some(source) = self.secret_file_source.clone().filter(|_| self.secret_file.is_some()) {
+            let contents =
+                secret_file_contents.ok_or_else(|| ConfigError::new(source.clone(), "the secret file was not read"))?;
+            self.options.client_secret = Some(SecretOrSecrets::Many(parse_secret_file(contents, &source)?));
+        }
+        Config::from_options(self.options.clone()).map_err(|e| self.rename(e))
+    }
+}
 
 /// What the environment says: options (without the secret when it comes from a
 /// file) and the secret file to read, if any.
@@ -32,69 +314,84 @@ pub struct EnvConfig {
     pub secret_file_var: Option<String>,
 }
 
-/// Reads the configuration from variables named `prefix + NAME`, looked up with `get`.
-/// Missing or malformed values are reported by variable name; no value is echoed.
+/// Reads the configuration from variables named `prefix + NAME`, looked up with `get`,
+/// with no explicit options: [`read_env`] + [`merge_env`] + the required-option
+/// check (every missing variable named at once). No value is echoed.
 pub fn options_from_env(prefix: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<EnvConfig, ConfigError> {
-    let name = |n: &str| format!("{prefix}{n}");
-    let read = |n: &str| get(&name(n)).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-
-    let client_id = read("CLIENT_ID").ok_or_else(|| ConfigError::new(name("CLIENT_ID"), "is not set"))?;
-
-    let token_url = match (read("TOKEN_URL"), read("HYDRA_URL").or_else(|| read("ISSUER_URL"))) {
-        (Some(url), _) => url,
-        (None, Some(base)) => format!("{}/oauth2/token", base.trim_end_matches('/')),
-        (None, None) => {
-            return Err(ConfigError::new(name("TOKEN_URL"), format!("is not set (nor {})", name("HYDRA_URL"))));
-        }
-    };
-
-    let secret = get(&name("CLIENT_SECRET")).filter(|v| !v.trim().is_empty());
-    let secret_file = read("CLIENT_SECRET_FILE");
-    let client_secret = match (&secret, &secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                name("CLIENT_SECRET"),
-                format!("set only one of {} and {}", name("CLIENT_SECRET"), name("CLIENT_SECRET_FILE")),
-            ));
-        }
-        (Some(value), None) => {
-            let secrets: Vec<ClientSecret> =
-                value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(ClientSecret::from).collect();
-            if secrets.is_empty() {
-                return Err(ConfigError::new(name("CLIENT_SECRET"), "holds no secret"));
-            }
-            Some(SecretOrSecrets::Many(secrets))
-        }
-        (None, Some(_)) => None,
-        (None, None) => {
-            return Err(ConfigError::new(
-                name("CLIENT_SECRET"),
-                format!("is not set (nor {})", name("CLIENT_SECRET_FILE")),
-            ));
-        }
-    };
-
-    let auth_method = match read("AUTH_METHOD") {
-        None => None,
-        Some(m) => {
-            AuthMethod::parse(&m).map_err(|e| ConfigError::new(name("AUTH_METHOD"), e.problem))?;
-            Some(m)
-        }
-    };
-
+    let merged = merge_env(ExplicitOptions::default(), read_env(prefix, get)?);
+    merged.check_required()?;
     Ok(EnvConfig {
-        options: ConfigOptions {
-            token_url: Some(token_url),
-            client_id: Some(client_id),
-            client_secret,
-            auth_method,
-            scope: read("SCOPE").map(ListOrString::String),
-            audience: read("AUDIENCE").map(ListOrString::String),
-            ..ConfigOptions::default()
-        },
-        secret_file_var: secret_file.as_ref().map(|_| name("CLIENT_SECRET_FILE")),
-        secret_file,
+        options: merged.options,
+        secret_file_var: merged.secret_file_source,
+        secret_file: merged.secret_file,
     })
+}
+
+/// What a host learns from `stat` of a secret file (following symlinks, so a
+/// Kubernetes `..data` symlink swap shows as a new inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileStamp {
+    /// Device number.
+    pub device: u64,
+    /// Inode number.
+    pub inode: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub modified_ns: i128,
+    /// Status-change time, ns since the epoch (0 where the platform has none).
+    pub changed_ns: i128,
+}
+
+/// The one rule every host follows to notice a changed secret file.
+///
+/// The file is checked (a `stat`, not a read) at most once per
+/// [`SecretFileWatch::CHECK_INTERVAL_MS`] when a token is asked for, and at
+/// once after the server refused the client (`invalid_client`: the secret may
+/// have been rotated under us). It is read again whenever its stamp (device,
+/// inode, size, modification or status-change time) differs from the one
+/// last read, which catches an edit in place, a rename over it, and a
+/// Kubernetes symlink swap. A file that cannot be stat'ed is a problem to
+/// report ([`TokenCache::report_secret_file_problem`](crate::TokenCache::report_secret_file_problem)),
+/// checked again at the next interval.
+#[derive(Debug, Clone, Default)]
+pub struct SecretFileWatch {
+    last_read: Option<FileStamp>,
+    checked_at: Option<u64>,
+}
+
+impl SecretFileWatch {
+    /// How often the file is checked on the token path.
+    pub const CHECK_INTERVAL_MS: u64 = 1_000;
+
+    /// A watch that has read nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the host should `stat` the file now: the first time, after
+    /// `CHECK_INTERVAL_MS`, or at once when `forced` (after `invalid_client`).
+    pub fn due(&self, now: u64, forced: bool) -> bool {
+        forced || self.checked_at.is_none_or(|at| now < at || now >= at.saturating_add(Self::CHECK_INTERVAL_MS))
+    }
+
+    /// Records a check at `now` that found `stamp`; returns whether the file
+    /// must be read (it differs from the last read, or was never read).
+    pub fn changed(&mut self, stamp: FileStamp, now: u64) -> bool {
+        self.checked_at = Some(now);
+        self.last_read != Some(stamp)
+    }
+
+    /// Records a check at `now` that could not `stat` the file.
+    pub fn failed(&mut self, now: u64) {
+        self.checked_at = Some(now);
+    }
+
+    /// Records that the file with `stamp` was read (whether or not it held a
+    /// valid secret: an invalid file is not read again until it changes).
+    pub fn read(&mut self, stamp: FileStamp) {
+        self.last_read = Some(stamp);
+    }
 }
 
 /// The secrets in a secret file: one per line (current first), blank lines and
@@ -158,6 +455,96 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field, "AUTH_METHOD");
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    fn explicit(json: serde_json::Value) -> ExplicitOptions {
+        ExplicitOptions { options: serde_json::from_value(json).unwrap(), ..ExplicitOptions::default() }
+    }
+
+    #[test]
+    fn explicit_options_win_over_the_environment_field_by_field() {
+        let e = env(&[
+            ("CLIENT_ID", "from-env"),
+            ("TOKEN_URL", "https://env.example/t"),
+            ("CLIENT_SECRET", "env-secret"),
+            ("SCOPE", "env:scope"),
+            ("AUDIENCE", "https://env.aud"),
+        ]);
+        let merged = merge_env(
+            explicit(serde_json::json!({"client_id": "explicit", "scope": ["a", "b"], "client_secret": ["x", "y"]})),
+            read_env("", &e).unwrap(),
+        );
+        let config = merged.clone().into_config(None).unwrap();
+        assert_eq!((config.client_id(), config.token_url()), ("explicit", "https://env.example/t"));
+        assert_eq!(config.scopes(), ["a", "b"]);
+        assert_eq!(config.audiences(), ["https://env.aud"]);
+        assert_eq!(config.secret_count(), 2);
+        let sources: Vec<&str> = merged.sources.iter().map(|(o, _)| o.as_str()).collect();
+        assert_eq!(sources, ["token_url", "audience"], "overridden options keep no env source");
+    }
+
+    #[test]
+    fn an_explicit_secret_replaces_the_secret_file_and_the_reverse() {
+        let e = env(&[("CLIENT_ID", "c"), ("TOKEN_URL", "https://a/t"), ("CLIENT_SECRET_FILE", "/run/s")]);
+        let merged = merge_env(explicit(serde_json::json!({"client_secret": "x"})), read_env("", &e).unwrap());
+        assert_eq!(merged.secret_file, None);
+        assert_eq!(merged.into_config(None).unwrap().secret_count(), 1);
+        let e = env(&[("CLIENT_ID", "c"), ("TOKEN_URL", "https://a/t"), ("CLIENT_SECRET", "a,b,c")]);
+        let x = ExplicitOptions { secret_file: Some("/etc/s".into()), ..ExplicitOptions::default() };
+        let merged = merge_env(x, read_env("", &e).unwrap());
+        assert_eq!(merged.secret_file_source.as_deref(), Some("client_secret_file"));
+        let error = merged.clone().into_config(Some("\n")).unwrap_err();
+        assert_eq!(error.field, "client_secret_file");
+        assert_eq!(merged.into_config(Some("new\nold\n")).unwrap().secret_count(), 2);
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let merged = merge_env(ExplicitOptions::default(), read_env("B_", &env(&[("B_SCOPE", "s")])).unwrap());
+        let error = merged.into_config(None).unwrap_err();
+        assert_eq!(error.field, "B_CLIENT_ID");
+        assert_eq!(
+            error.problem,
+            "is not set; also not set: B_TOKEN_URL (or B_HYDRA_URL / B_ISSUER_URL), \
+             B_CLIENT_SECRET (or B_CLIENT_SECRET_FILE)"
+        );
+        let only_url = env(&[("CLIENT_ID", "c"), ("CLIENT_SECRET", "s")]);
+        let error = merge_env(ExplicitOptions::default(), read_env("", &only_url).unwrap()).check_required();
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "invalid configuration: TOKEN_URL: is not set (or HYDRA_URL / ISSUER_URL)"
+        );
+    }
+
+    #[test]
+    fn errors_are_renamed_to_the_variable_keeping_the_index() {
+        let e = env(&[("P_CLIENT_ID", "c"), ("P_TOKEN_URL", "https://a/t"), ("P_CLIENT_SECRET", "hunter2")]);
+        let merged = merge_env(explicit(serde_json::json!({"scope": ["ok", "not ok"]})), read_env("P_", &e).unwrap());
+        assert_eq!(merged.into_config(None).unwrap_err().field, "scope[1]", "explicit options keep their name");
+        let e =
+            env(&[("P_CLIENT_ID", "c"), ("P_TOKEN_URL", "http://remote.example/t"), ("P_CLIENT_SECRET", "hunter2")]);
+        let error = merge_env(ExplicitOptions::default(), read_env("P_", &e).unwrap()).into_config(None).unwrap_err();
+        assert_eq!(error.field, "P_TOKEN_URL");
+        assert!(!error.to_string().contains("hunter2"));
+        let merged = merge_env(ExplicitOptions::default(), read_env("", &env(&[("SCOPE", "a")])).unwrap());
+        let renamed = merged.rename(ConfigError::new("scope[3]", "x"));
+        assert_eq!(renamed.field, "SCOPE[3]");
+    }
+
+    #[test]
+    fn insecure_http_and_the_ca_file_come_from_unprefixed_variables() {
+        let e = env(&[
+            ("P_CLIENT_ID", "c"),
+            ("P_TOKEN_URL", "http://hydra:4444/oauth2/token"),
+            ("P_CLIENT_SECRET", "s"),
+            ("TOKENWELL_ALLOW_INSECURE_HTTP", "1"),
+            ("TOKENWELL_CA_FILE", "/etc/ca.pem"),
+        ]);
+        let merged = merge_env(ExplicitOptions::default(), read_env("P_", &e).unwrap());
+        assert_eq!(merged.ca_file.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(merged.into_config(None).unwrap().token_url(), "http://hydra:4444/oauth2/token");
+        let bad = env(&[("TOKENWELL_ALLOW_INSECURE_HTTP", "yes please")]);
+        assert_eq!(read_env("", &bad).unwrap_err().field, "TOKENWELL_ALLOW_INSECURE_HTTP");
     }
 
     #[test]

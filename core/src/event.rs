@@ -122,6 +122,24 @@ pub enum EventKind {
         /// Its expiry.
         expires_at: u64,
     },
+    /// A secret file could not be used (unreadable, or holding no valid
+    /// secret): the secrets already loaded stay in use.
+    SecretFileRejected {
+        /// The variable or option that named the file (`CLIENT_SECRET_FILE`).
+        source: String,
+        /// What is wrong with it (never its contents).
+        problem: String,
+    },
+    /// Outage grace: the last refresh failed for a transient reason, so the
+    /// cached token is served inside its refresh margin (once per outage).
+    OutageGraceServed {
+        /// The token's expiry.
+        expires_at: u64,
+        /// Grace ends here (`expires_at` minus the safety).
+        until: u64,
+        /// The failure that started the outage.
+        error_kind: ErrorKind,
+    },
     /// The host's clock went backwards; stored deadlines were shifted with it.
     ClockWentBackwards {
         /// By how much.

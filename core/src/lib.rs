@@ -53,7 +53,10 @@ pub mod blocking;
 
 pub use cache::{CacheState, InvalidateOutcome, Poll, Token, TokenCache, TransportErrorKind};
 pub use config::{AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
-pub use env::{options_from_env, parse_secret_file, EnvConfig};
+pub use env::{
+    merge_env, options_from_env, parse_secret_file, read_env, EnvConfig, EnvMerged, EnvReading, ExplicitOptions,
+    FileStamp, SecretFileWatch, ALLOW_INSECURE_HTTP_VAR, CA_FILE_VAR,
+};
 pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
 pub use event::{Event, EventKind, RefreshReason};
 pub use request::{basic_authorization, build_token_request, form_urlencode, FetchId, HttpRequest, TokenRequest};

@@ -196,3 +196,52 @@ fn a_slow_server_is_cut_off_at_the_request_timeout_whatever_the_stage() {
         assert_eq!(count.load(Ordering::SeqCst), 1, "{stage}");
     }
 }
+
+#[test]
+fn a_kubernetes_style_symlink_swap_of_the_secret_file_is_picked_up() {
+    use std::os::unix::fs::symlink;
+    // A mounted secret: secret -> ..data/secret, ..data -> ..v1; the kubelet
+    // writes ..v2 and swaps the ..data symlink atomically.
+    let root = std::env::temp_dir().join(format!("tokenwell-k8s-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for (version, secret) in [("..v1", "old-secret"), ("..v2", "new-secret")] {
+        std::fs::create_dir_all(root.join(version)).unwrap();
+        std::fs::write(root.join(version).join("secret"), format!("{secret}\n")).unwrap();
+    }
+    symlink("..v1", root.join("..data")).unwrap();
+    symlink("..data/secret", root.join("secret")).unwrap();
+
+    let (url, count) = serve(
+        None,
+        Box::new(|n| {
+            Answer::json(200, &format!(r#"{{"access_token":"at-{n}","token_type":"Bearer","expires_in":1}}"#))
+        }),
+    );
+    let json = serde_json::json!({"token_url": url, "client_id": "k8s", "client_secret": "bootstrap",
+                                  "min_lifetime_ms": 1000, "refresh_margin_ms": 0});
+    let events = Arc::new(Mutex::new(Vec::<tokenwell::Event>::new()));
+    let sink = Arc::clone(&events);
+    let account = ServiceAccount::builder(Config::from_json(&json.to_string()).unwrap())
+        .on_event(Box::new(move |e| sink.lock().unwrap().push(e.clone())))
+        .secret_file(root.join("secret"))
+        .build()
+        .unwrap();
+    account.get_token().unwrap();
+    let replaced = |events: &[tokenwell::Event]| {
+        events.iter().filter(|e| matches!(e.kind, tokenwell::EventKind::SecretsReplaced { .. })).count()
+    };
+    assert_eq!(replaced(&events.lock().unwrap()), 1, "the first read replaced the bootstrap secret");
+
+    // The swap: a new ..data symlink renamed over the old one.
+    symlink("..v2", root.join("..data.tmp")).unwrap();
+    std::fs::rename(root.join("..data.tmp"), root.join("..data")).unwrap();
+    // The next check (at most a second later) sees a new inode and reads the new secret.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while replaced(&events.lock().unwrap()) < 2 {
+        assert!(Instant::now() < deadline, "the swapped secret was not picked up");
+        let _ = account.get_token();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(count.load(Ordering::SeqCst) >= 1);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,6 +1,6 @@
-//! The blocking driver and the process environment: proxies and
-//! `TOKENWELL_CA_FILE`. One test, because the environment is process-wide and
-//! the other test files run their tests in parallel threads.
+//! The blocking driver and the process environment: proxies,
+//! `TOKENWELL_CA_FILE` and `from_env`. The environment is process-wide, so the
+//! tests here take `ENV_LOCK` (the other test files never touch it).
 #![cfg(feature = "blocking")]
 
 #[path = "support/proxy.rs"]
@@ -14,6 +14,8 @@ use proxy::ConnectProxy;
 use support::{counting_listener, serve, token_body, Answer, TestCa};
 use tokenwell::blocking::ServiceAccount;
 use tokenwell::Config;
+
+static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const PROXY_VARS: [&str; 8] =
     ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"];
@@ -31,6 +33,7 @@ fn clear_proxy_vars() {
 
 #[test]
 fn proxies_and_the_ca_file_come_from_the_environment() {
+    let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     clear_proxy_vars();
     std::env::remove_var("TOKENWELL_CA_FILE");
 
@@ -75,4 +78,42 @@ fn proxies_and_the_ca_file_come_from_the_environment() {
     assert!(error.to_string().contains("ca_file"), "{error}");
     std::env::remove_var("TOKENWELL_CA_FILE");
     assert_eq!(https_count.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn from_env_reads_the_variables_and_explicit_options_win() {
+    let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // Prefixed variables only here, so the other test's unprefixed ones cannot interfere.
+    let (url, count) = serve(None, Box::new(|_| Answer::json(200, &token_body("env-token"))));
+    let dir = std::env::temp_dir().join(format!("tokenwell-from-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, "new-secret\nold-secret\n").unwrap();
+    std::env::set_var("FROMENV_CLIENT_ID", "env-client");
+    std::env::set_var("FROMENV_TOKEN_URL", &url);
+    std::env::set_var("FROMENV_CLIENT_SECRET_FILE", &secret_file);
+    std::env::set_var("FROMENV_SCOPE", "billing:read");
+    let account = ServiceAccount::from_env("FROMENV_").unwrap();
+    assert_eq!(account.get_token().unwrap(), "env-token");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    let explicit: tokenwell::ConfigOptions =
+        serde_json::from_value(serde_json::json!({"scope": ["a", "b c"]})).unwrap();
+    let error = ServiceAccount::from_env_with(
+        "FROMENV_",
+        tokenwell::ExplicitOptions { options: explicit, ..Default::default() },
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(error.field, "scope[1]");
+    std::env::set_var("FROMENV_SCOPE", "ok");
+    std::env::set_var("FROMENV_AUDIENCE", " ");
+    std::env::remove_var("FROMENV_CLIENT_ID");
+    std::env::remove_var("FROMENV_CLIENT_SECRET_FILE");
+    let error = ServiceAccount::from_env("FROMENV_").unwrap_err();
+    assert_eq!(error.field, "FROMENV_CLIENT_ID");
+    assert!(error.problem.contains("FROMENV_CLIENT_SECRET (or FROMENV_CLIENT_SECRET_FILE)"), "{error}");
+    for name in ["FROMENV_TOKEN_URL", "FROMENV_SCOPE", "FROMENV_AUDIENCE"] {
+        std::env::remove_var(name);
+    }
 }

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use tokenwell::{
-    parse_token_response, ClientSecret, Config, FetchId, Poll, RefreshPolicy, TokenCache, TokenRequest,
+    parse_token_response, ClientSecret, Config, EventKind, FetchId, Poll, RefreshPolicy, TokenCache, TokenRequest,
     TransportErrorKind,
 };
 
@@ -131,12 +131,20 @@ struct Model {
     outstanding: Option<(FetchId, u64)>,
     /// While backing off: nothing may be sent before this instant.
     not_before: Option<u64>,
+    /// A transient failure streak is in progress (outage grace may serve the
+    /// token inside its margin, never within the safety of its expiry).
+    outage: bool,
 }
 
-fn check_served(token: &tokenwell::Token, now: u64, policy: &RefreshPolicy) {
+fn check_served(token: &tokenwell::Token, now: u64, policy: &RefreshPolicy, outage: bool) {
     let lifetime = token.expires_at - token.received_at;
     let margin = policy.refresh_margin_ms.min(lifetime / 2);
-    assert!(now < token.expires_at - margin, "served at {now}, but usable only until {}", token.expires_at - margin);
+    let limit = if outage && policy.outage_grace { policy.outage_grace_safety_ms.min(margin) } else { margin };
+    assert!(
+        now < token.expires_at - limit,
+        "served at {now}, but usable only until {} (outage: {outage})",
+        token.expires_at - limit
+    );
 }
 
 fn check_send(model: &mut Model, request: &TokenRequest, now: u64, lenient: bool) {
@@ -159,11 +167,23 @@ fn check_send(model: &mut Model, request: &TokenRequest, now: u64, lenient: bool
     model.not_before = None;
 }
 
+/// Drains the engine's events into `into`, following the outage state they announce.
+fn absorb(cache: &mut TokenCache, model: &mut Model, into: &mut Vec<tokenwell::Event>) {
+    while let Some(event) = cache.poll_event() {
+        match event.kind {
+            EventKind::BackoffScheduled { hold, .. } => model.outage = !hold,
+            EventKind::TokenAcquired { .. } | EventKind::TokenInvalidated { .. } => model.outage = false,
+            _ => {}
+        }
+        into.push(event);
+    }
+}
+
 fn run(secret_count: usize, jitter: bool, entropy: u64, timeline: Vec<(i64, Action)>, monotonic: bool) {
     let config = config(secret_count, 300_000, jitter);
     let policy = config.policy().clone();
     let mut cache = TokenCache::new(config, entropy);
-    let mut model = Model { outstanding: None, not_before: None };
+    let mut model = Model { outstanding: None, not_before: None, outage: false };
     let mut now = T0;
     let mut issued = 0u64;
     let mut lenient = false;
@@ -176,25 +196,28 @@ fn run(secret_count: usize, jitter: bool, entropy: u64, timeline: Vec<(i64, Acti
         if next < now as i64 {
             // The engine shifts its deadlines by an amount this model does not
             // track; from here on only the serving and leak invariants are checked.
-            model = Model { outstanding: None, not_before: None };
+            model = Model { outstanding: None, not_before: None, outage: model.outage };
             lenient = true;
         }
         now = next.max(0) as u64;
+        let mut drained: Vec<tokenwell::Event> = Vec::new();
         match action {
-            Action::Poll => match cache.poll(now) {
-                Poll::Ready { token } => check_served(&token, now, &policy),
-                Poll::ReadyAndSend { token, request } => {
-                    check_served(&token, now, &policy);
+            // The poll's own events (an abandoned fetch is a transient failure)
+            // are seen before what it served is checked.
+            Action::Poll => match (cache.poll(now), absorb(&mut cache, &mut model, &mut drained)) {
+                (Poll::Ready { token }, ()) => check_served(&token, now, &policy, model.outage),
+                (Poll::ReadyAndSend { token, request }, ()) => {
+                    check_served(&token, now, &policy, model.outage);
                     check_send(&mut model, &request, now, lenient);
                 }
-                Poll::Send { request } => check_send(&mut model, &request, now, lenient),
-                Poll::Wait { fetch_id } => {
+                (Poll::Send { request }, ()) => check_send(&mut model, &request, now, lenient),
+                (Poll::Wait { fetch_id }, ()) => {
                     if !lenient {
                         assert_eq!(model.outstanding.map(|o| o.0), Some(fetch_id));
                     }
                     model.outstanding = Some((fetch_id, model.outstanding.map_or(now, |o| o.1)));
                 }
-                Poll::Fail { error } => {
+                (Poll::Fail { error }, ()) => {
                     assert_no_secret(&error.to_string());
                     assert!(error.retry_at.is_some_and(|at| at > now), "fail without a future retry_at: {error:?}");
                 }
@@ -240,7 +263,8 @@ fn run(secret_count: usize, jitter: bool, entropy: u64, timeline: Vec<(i64, Acti
                 }
             }
         }
-        while let Some(event) = cache.poll_event() {
+        absorb(&mut cache, &mut model, &mut drained);
+        for event in drained {
             let text = serde_json::to_string(&event).unwrap();
             assert_no_secret(&text);
             assert_no_secret(&format!("{event:?}"));

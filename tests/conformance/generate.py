@@ -545,6 +545,85 @@ scenario("outage-during-refresh-ahead", "A 503 during refresh-ahead: the valid t
              ready(rt + 1030),
          ])
 
+# Outage grace: after a transient refresh failure the cached token is served inside its margin, up to
+# outage_grace_safety_ms (default 5 s) before it expires, with one event per outage.
+G_EXP = T + 50 + 3_600_000
+G_USABLE = G_EXP - 30_000
+G_UNTIL = G_EXP - 5_000
+G_RETRY = [["Retry-After", "3600"], ["Content-Type", "text/plain"]]  # the retry lands after the token expired
+
+
+def grace_prefix(**cfg):
+    return [
+        poll(T, result="send"),
+        got(T + 50, 1),
+        poll(rt, result="ready_and_send", request={"fetch_id": 2}),
+        {**respond(rt + 10, 2, 503, "busy", G_RETRY), "expect": err("server_error", retry_at=rt + 10 + 3_600_000)},
+        drain(),
+    ]
+
+
+scenario("outage-grace-serves-inside-the-margin", "A refresh failed for a transient reason: the cached token is served "
+         "inside its margin until 5 s before expiry (one event), then callers fail fast.",
+         ["outage", "outage grace", "refresh margin"], config(), grace_prefix() + [
+             ready(G_USABLE - 1),
+             ready(G_USABLE),
+             events({"type": "outage_grace_served", "expires_at": G_EXP, "until": G_UNTIL,
+                     "error_kind": "server_error"}),
+             wakeup(G_UNTIL),
+             ready(G_UNTIL - 1),
+             events(),
+             fail(G_UNTIL, "server_error", retry_at=rt + 10 + 3_600_000),
+         ])
+
+scenario("outage-grace-retry-serves-and-refreshes", "When the retry comes due inside the grace window, callers get the "
+         "cached token and the overdue refresh (reason expired) is sent in the background.",
+         ["outage", "outage grace", "backoff"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             poll(rt, result="ready_and_send", request={"fetch_id": 2}),
+             {**respond(rt + 10, 2, 503, "busy", [["Retry-After", str((G_USABLE + 1_000 - rt - 10) // 1000 + 1)]]),
+              "expect": err("server_error")},
+             drain(),
+             ready(G_USABLE + 500),
+             poll(G_USABLE + 2_000, result="ready_and_send", token={"access_token": "at-1"},
+                  request={"fetch_id": 3}),
+             events({"type": "outage_grace_served", "expires_at": G_EXP, "until": G_UNTIL,
+                     "error_kind": "server_error"},
+                    {"type": "refresh_started", "fetch_id": 3, "reason": "expired", "secret_index": 0}),
+             got(G_USABLE + 2_100, 3, token="at-2"),
+             ready(G_USABLE + 2_200, token="at-2"),
+         ])
+
+scenario("outage-grace-custom-safety", "outage_grace_safety_ms sets how close to expiry grace may serve.",
+         ["outage grace"], config(outage_grace_safety_ms=20_000), grace_prefix() + [
+             ready(G_EXP - 20_001),
+             fail(G_EXP - 20_000, "server_error"),
+         ])
+
+scenario("outage-grace-disabled", "With outage_grace false the margin holds during an outage too.",
+         ["outage grace", "refresh margin"], config(outage_grace=False), grace_prefix() + [
+             ready(G_USABLE - 1),
+             fail(G_USABLE, "server_error"),
+             events(),
+         ])
+
+scenario("outage-grace-not-after-a-hold", "A configuration-class refusal is no outage: the margin holds.",
+         ["outage grace", "hold"], config(config_error_hold_ms=3_600_000), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             poll(rt, result="ready_and_send", request={"fetch_id": 2}),
+             {**respond(rt + 10, 2, 400, '{"error":"invalid_scope"}'), "expect": err("invalid_scope")},
+             ready(G_USABLE - 1),
+             fail(G_USABLE, "invalid_scope"),
+         ])
+
+scenario("outage-grace-not-for-an-invalidated-token", "A token the API refused is never served again, outage or not.",
+         ["outage grace", "invalidate"], config(), grace_prefix() + [
+             {"do": "invalidate", "at": G_USABLE + 10, "token": "at-1", "expect": {"result": "invalidated"}},
+             fail(G_USABLE + 20, "server_error"),
+         ])
+
 scenario("outage-no-token-fail-fast", "A 503 with no token: callers fail fast with the error and its retry time "
          "until then; nothing is sent before retry_at.", ["outage", "fail fast", "backoff"], config(), [
              poll(T, result="send"),
@@ -1069,24 +1148,161 @@ scenario("refresh-ahead-jitter-seeded", "The refresh point is spread around 75 %
          ], entropy=7)
 
 
-def main():
-    OUT.mkdir(exist_ok=True)
-    names = [s["name"] for s in SCENARIOS]
-    assert len(names) == len(set(names)), "duplicate scenario names"
-    wanted = {f"{s['name']}.json": json.dumps(s, indent=2, ensure_ascii=False) + "\n" for s in SCENARIOS}
-    if "--check" in sys.argv:
-        present = {p.name: p.read_text(encoding="utf-8") for p in OUT.glob("*.json")}
+# ---- the host contract: environment → options (every host's fromEnv / from_env) ------------------
+#
+# Files in host/ (see README "Host-contract scenarios"): the environment, the options a caller passed
+# explicitly (snake_case; each host passes them in its own spelling), the secret file's contents, and
+# either the resulting configuration or the error (field and problem, the exact words every host shows).
+
+HOST_OUT = OUT.parent / "host"
+HOST = []
+
+
+def env_case(name, description, env, expect=None, error=None, prefix="", explicit=None, explicit_secret_file=None,
+             explicit_ca_file=None, secret_file_contents=None):
+    case = {"name": name, "kind": "env", "description": description, "prefix": prefix, "env": env,
+            "explicit": explicit or {}, "explicit_secret_file": explicit_secret_file,
+            "explicit_ca_file": explicit_ca_file, "secret_file_contents": secret_file_contents}
+    if error is not None:
+        case["expect_error"] = error
+    else:
+        base = {"auth_method": "client_secret_basic", "scopes": [], "audiences": [], "secret_file": None,
+                "ca_file": None}
+        case["expect"] = {**base, **expect}
+    HOST.append(case)
+
+
+BASE_ENV = {"CLIENT_ID": "billing-worker", "TOKEN_URL": URL, "CLIENT_SECRET": "s3cr3t"}
+env_case("env-minimal", "The three required variables make a configuration.", BASE_ENV,
+         {"token_url": URL, "client_id": "billing-worker", "secret_count": 1})
+env_case("env-prefix-and-lists", "A prefix applies to every variable but TOKENWELL_*; SCOPE and AUDIENCE are "
+         "space-separated; CLIENT_SECRET is comma-separated, current first.",
+         {"BILLING_CLIENT_ID": "c", "BILLING_TOKEN_URL": URL, "BILLING_CLIENT_SECRET": "new , old",
+          "BILLING_SCOPE": " billing:read  billing:write ", "BILLING_AUDIENCE": "https://a.example https://b.example",
+          "BILLING_AUTH_METHOD": "client_secret_post", "CLIENT_ID": "unprefixed-is-ignored"},
+         {"client_id": "c", "secret_count": 2, "scopes": ["billing:read", "billing:write"],
+          "audiences": ["https://a.example", "https://b.example"], "auth_method": "client_secret_post"},
+         prefix="BILLING_")
+env_case("env-hydra-url", "HYDRA_URL (or ISSUER_URL) is the issuer base: /oauth2/token is appended.",
+         {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "HYDRA_URL": "https://hydra.example/"},
+         {"token_url": "https://hydra.example/oauth2/token"})
+env_case("env-issuer-url", "ISSUER_URL is an alias of HYDRA_URL; TOKEN_URL wins over both.",
+         {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "ISSUER_URL": "https://issuer.example"},
+         {"token_url": "https://issuer.example/oauth2/token"})
+env_case("env-explicit-options-win", "Explicit options win over the environment, field by field.",
+         {**BASE_ENV, "SCOPE": "from:env", "AUDIENCE": "https://env.example"},
+         {"client_id": "explicit-id", "scopes": ["a", "b"], "audiences": ["https://env.example"],
+          "token_url": URL, "secret_count": 2},
+         explicit={"client_id": "explicit-id", "scope": ["a", "b"], "client_secret": ["x", "y"]})
+env_case("env-everything-missing-at-once", "Every missing required variable is named in one error, not one per run.",
+         {"SCOPE": "a"}, error={"field": "CLIENT_ID", "problem": "is not set; also not set: TOKEN_URL (or HYDRA_URL / "
+                                "ISSUER_URL), CLIENT_SECRET (or CLIENT_SECRET_FILE)"})
+env_case("env-missing-named-with-prefix", "A missing variable is named with its prefix and its alternatives.",
+         {"P_CLIENT_ID": "c", "P_CLIENT_SECRET": "s"}, prefix="P_",
+         error={"field": "P_TOKEN_URL", "problem": "is not set (or P_HYDRA_URL / P_ISSUER_URL)"})
+env_case("env-explicit-fills-what-is-missing", "An explicit option satisfies a required field the environment lacks.",
+         {"CLIENT_SECRET": "s"}, {"client_id": "x", "token_url": URL, "secret_count": 1},
+         explicit={"client_id": "x", "token_url": URL})
+env_case("env-scope-error-keeps-its-index", "An error in a value from a variable names the variable, with the index.",
+         {**BASE_ENV, "SCOPE": 'ok bad"quote'},
+         error={"field": "SCOPE[1]",
+                "problem": "contains '\"', which RFC 6749 §3.3 does not allow in a scope token"})
+env_case("env-explicit-error-keeps-the-option-name", "An error in an explicit option names the option.",
+         BASE_ENV, explicit={"audience": ["https://a.example", " "]},
+         error={"field": "audience[1]", "problem": "must not be empty"})
+env_case("env-token-url-not-a-url", "A malformed TOKEN_URL is named by its variable.",
+         {**BASE_ENV, "TOKEN_URL": "hydra/oauth2/token"},
+         error={"field": "TOKEN_URL", "problem": "is not a valid URL (relative URL without a base)"})
+env_case("env-plain-http-off-loopback-refused", "Plain http to a remote host is refused by the variable's name.",
+         {**BASE_ENV, "TOKEN_URL": "http://hydra:4444/oauth2/token"},
+         error={"field": "TOKEN_URL", "problem": "must use https (plain http is allowed only for loopback hosts "
+                "unless allow_insecure_http is set)"})
+env_case("env-allow-insecure-http", "TOKENWELL_ALLOW_INSECURE_HTTP=1 allows a compose network's http://hydra:4444.",
+         {**BASE_ENV, "TOKEN_URL": "http://hydra:4444/oauth2/token", "TOKENWELL_ALLOW_INSECURE_HTTP": "1"},
+         {"token_url": "http://hydra:4444/oauth2/token"})
+env_case("env-allow-insecure-http-malformed", "TOKENWELL_ALLOW_INSECURE_HTTP takes 1 or 0.",
+         {**BASE_ENV, "TOKENWELL_ALLOW_INSECURE_HTTP": "yes"},
+         error={"field": "TOKENWELL_ALLOW_INSECURE_HTTP", "problem": "must be 1 or 0"})
+env_case("env-auth-method-malformed", "A malformed AUTH_METHOD is named by its variable.",
+         {**BASE_ENV, "AUTH_METHOD": "basic"},
+         error={"field": "AUTH_METHOD", "problem": "must be \"client_secret_basic\" or \"client_secret_post\""})
+env_case("env-secret-and-secret-file", "CLIENT_SECRET and CLIENT_SECRET_FILE together are refused.",
+         {**BASE_ENV, "CLIENT_SECRET_FILE": "/run/secrets/s"},
+         error={"field": "CLIENT_SECRET", "problem": "set only one of CLIENT_SECRET and CLIENT_SECRET_FILE"})
+env_case("env-secret-file", "CLIENT_SECRET_FILE: one secret per line, current first, blank lines ignored.",
+         {"CLIENT_ID": "c", "TOKEN_URL": URL, "CLIENT_SECRET_FILE": "/run/secrets/client"},
+         {"secret_count": 2, "secret_file": "/run/secrets/client"}, secret_file_contents="new-secret\n\n  old-secret \n")
+env_case("env-secret-file-empty", "A secret file holding no secret is named by its variable.",
+         {"CLIENT_ID": "c", "TOKEN_URL": URL, "CLIENT_SECRET_FILE": "/run/secrets/client"},
+         error={"field": "CLIENT_SECRET_FILE", "problem": "the secret file holds no secret"},
+         secret_file_contents=" \n\n")
+env_case("env-explicit-secret-replaces-the-file", "An explicit secret replaces the environment's secret, file or not.",
+         {"CLIENT_ID": "c", "TOKEN_URL": URL, "CLIENT_SECRET_FILE": "/run/secrets/client"},
+         {"secret_count": 1, "secret_file": None}, explicit={"client_secret": "explicit"})
+env_case("env-explicit-secret-file-replaces-the-secret", "An explicit secret file replaces CLIENT_SECRET.",
+         BASE_ENV, {"secret_count": 3, "secret_file": "/etc/tokenwell/secret"},
+         explicit_secret_file="/etc/tokenwell/secret", secret_file_contents="a,b,c\n")
+env_case("env-ca-file", "TOKENWELL_CA_FILE (never prefixed) names the CA file; an explicit ca_file wins.",
+         {**BASE_ENV, "TOKENWELL_CA_FILE": "/etc/ssl/private-ca.pem"}, {"ca_file": "/etc/ssl/private-ca.pem"})
+env_case("env-explicit-ca-file-wins", "An explicit ca_file wins over TOKENWELL_CA_FILE.",
+         {**BASE_ENV, "TOKENWELL_CA_FILE": "/etc/ssl/private-ca.pem"}, {"ca_file": "/opt/ca.pem"},
+         explicit_ca_file="/opt/ca.pem")
+env_case("env-blank-values-are-unset", "Blank values count as unset.",
+         {**BASE_ENV, "SCOPE": "   ", "AUTH_METHOD": ""}, {"scopes": []})
+
+
+# ---- the host contract: a secret file's contents → the secrets, or a rejection event ---------------
+
+def file_case(name, description, contents, expect, current=("current-secret",), source="CLIENT_SECRET_FILE"):
+    HOST.append({"name": name, "kind": "secret_file", "description": description, "current": list(current),
+                 "source": source, "contents": contents, "expect": expect})
+
+
+def rejected(problem, source="CLIENT_SECRET_FILE"):
+    return {"result": "rejected", "error": {"field": source, "problem": problem}, "secret_count": 1,
+            "events": [{"type": "secret_file_rejected", "source": source, "problem": problem}]}
+
+
+file_case("file-lines", "One secret per line, current first; blank lines and surrounding spaces ignored.",
+          "new-secret\n\n  old-secret  \n", {"result": "replaced", "changed": True, "secret_count": 2,
+                                             "events": [{"type": "secrets_replaced", "count": 2, "hold_lifted": False}]})
+file_case("file-one-line-with-commas", "A single line may hold several comma-separated secrets.",
+          "new-secret, old-secret\n", {"result": "replaced", "changed": True, "secret_count": 2})
+file_case("file-unchanged", "The same secrets again (the file was touched) change nothing and say nothing.",
+          "current-secret\n", {"result": "replaced", "changed": False, "secret_count": 1, "events": []})
+file_case("file-empty-rejected", "A file with no secret keeps the current secrets, with one event naming the file.",
+          "\n \n", rejected("the secret file holds no secret"))
+file_case("file-crlf", "Windows line ends are trimmed like spaces.", "new-secret\r\nold-secret\r\n",
+          {"result": "replaced", "changed": True, "secret_count": 2})
+file_case("file-named-by-option", "A file given as an option is named by the option in the event.",
+          "", rejected("the secret file holds no secret", source="client_secret_file"), source="client_secret_file")
+
+def write(out, cases, check):
+    """Writes (or with ``check`` compares) one folder of scenario files; returns how many."""
+    out.mkdir(exist_ok=True)
+    names = [c["name"] for c in cases]
+    assert len(names) == len(set(names)), f"duplicate scenario names in {out.name}"
+    wanted = {f"{c['name']}.json": json.dumps(c, indent=2, ensure_ascii=False) + "\n" for c in cases}
+    if check:
+        present = {p.name: p.read_text(encoding="utf-8") for p in out.glob("*.json")}
         if present != wanted:
             stale = sorted(set(present) ^ set(wanted) | {k for k in wanted if present.get(k) != wanted[k]})
             sys.exit(f"conformance scenarios are stale; run tests/conformance/generate.py ({', '.join(stale[:5])})")
-        print(f"{len(wanted)} scenarios up to date")
-        return
-    for old in OUT.glob("*.json"):
+        return len(wanted)
+    for old in out.glob("*.json"):
         if old.name not in wanted:
             old.unlink()
     for name, text in wanted.items():
-        (OUT / name).write_text(text, encoding="utf-8")
-    print(f"wrote {len(wanted)} scenarios to {OUT}")
+        (out / name).write_text(text, encoding="utf-8")
+    return len(wanted)
+
+
+def main():
+    check = "--check" in sys.argv
+    engine = write(OUT, SCENARIOS, check)
+    host = write(HOST_OUT, HOST, check)
+    verb = "up to date" if check else "written"
+    print(f"{engine} engine scenarios and {host} host-contract scenarios {verb}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ fn options_to_dict<'py>(py: Python<'py>, options: &ConfigOptions) -> PyResult<Bo
         max_retry_after_ms,
         config_error_hold_ms,
         invalidate_min_interval_ms,
+        outage_grace,
+        outage_grace_safety_ms,
     } = options;
     let dict = PyDict::new(py);
     if let Some(v) = token_url {
@@ -71,6 +73,9 @@ fn options_to_dict<'py>(py: Python<'py>, options: &ConfigOptions) -> PyResult<Bo
     if let Some(v) = allow_insecure_http {
         dict.set_item("allow_insecure_http", v)?;
     }
+    if let Some(v) = outage_grace {
+        dict.set_item("outage_grace", v)?;
+    }
     for (name, value) in [
         ("refresh_margin_ms", refresh_margin_ms),
         ("default_lifetime_ms", default_lifetime_ms),
@@ -83,6 +88,7 @@ fn options_to_dict<'py>(py: Python<'py>, options: &ConfigOptions) -> PyResult<Bo
         ("max_retry_after_ms", max_retry_after_ms),
         ("config_error_hold_ms", config_error_hold_ms),
         ("invalidate_min_interval_ms", invalidate_min_interval_ms),
+        ("outage_grace_safety_ms", outage_grace_safety_ms),
     ] {
         if let Some(v) = value {
             dict.set_item(name, v)?;

@@ -114,8 +114,12 @@ def test_outage_inside_the_margin_serves_the_token_with_zero_failures(clock: Fak
     assert served > 100
     # Backoff (1 s doubling to 60 s) bounds the retries over ~14 minutes of outage.
     assert 3 <= transport.count - 1 <= 30
-    # Past the margin the engine fails fast with the last error instead of serving.
+    # Inside the margin, outage grace keeps serving the token (once announced),
+    # until 5 s before it expires; from then on the engine fails fast.
     clock.now = usable_until + 1
+    assert a.get_token() == "at-1"
+    log.wait_for("outage_grace_served", 1)
+    clock.now = START + 3600 - 5
     with pytest.raises(TransientError) as raised:
         a.get_token()
     assert isinstance(raised.value, ServerError) and raised.value.status == 503

@@ -116,7 +116,7 @@ pub enum Poll {
 }
 
 /// What `invalidate` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvalidateOutcome {
     /// The token was dropped; the next poll fetches a new one.
@@ -125,6 +125,23 @@ pub enum InvalidateOutcome {
     NotCurrent,
     /// An invalidation was honoured too recently; the token stays.
     RateLimited,
+}
+
+impl InvalidateOutcome {
+    /// The 401 rule every host's authorized request helper follows (Node's
+    /// `account.fetch`, Python's `requests` / `httpx` auth): when an API
+    /// answers 401 for token T, call `invalidate(T)`, then retry the request
+    /// **once** with the token the account gives next if this is true: the
+    /// token was dropped (`Invalidated`) or a newer one already replaced it
+    /// (`NotCurrent`). Not when `RateLimited`: the same token would be sent
+    /// again, and a misconfigured API must not cause a refresh loop. The retry
+    /// never retries again, whatever it gets.
+    pub fn retry_request(self) -> bool {
+        match self {
+            InvalidateOutcome::Invalidated | InvalidateOutcome::NotCurrent => true,
+            InvalidateOutcome::RateLimited => false,
+        }
+    }
 }
 
 /// How a token request failed without a response.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use tokenwell::{merge_env, read_env, Config, ConfigOptions, ExplicitOptions, TokenCache};
+use tokenwell::{merge_env, read_env, Config, ConfigOptions, ExplicitOptions, InvalidateOutcome, TokenCache};
 
 /// The configuration (or error) a scenario produces, as canonical JSON.
 fn run_env_case(case: &Value) -> Value {
@@ -86,9 +86,14 @@ fn every_host_contract_scenario_passes() {
                 }
                 continue;
             }
+            Some("unauthorized") => {
+                let outcome: InvalidateOutcome = serde_json::from_value(case["invalidate_outcome"].clone()).unwrap();
+                json!({"retry": outcome.retry_request()})
+            }
             other => panic!("{}: unknown kind {other:?}", path.display()),
         };
         let expected = match (case.get("expect"), case.get("expect_error")) {
+            (Some(expect), None) if case["kind"] == "unauthorized" => expect.clone(),
             (Some(config), None) => json!({"config": config}),
             (None, Some(error)) => json!({"error": error}),
             _ => panic!("{}: needs expect or expect_error", path.display()),

@@ -1277,6 +1277,24 @@ file_case("file-crlf", "Windows line ends are trimmed like spaces.", "new-secret
 file_case("file-named-by-option", "A file given as an option is named by the option in the event.",
           "", rejected("the secret file holds no secret", source="client_secret_file"), source="client_secret_file")
 
+
+# ---- the host contract: the 401 rule of the authorized request helpers ------------------------------
+#
+# An API answered 401 for the token the helper sent. The helper calls invalidate(token) and retries the
+# request once with the next token if the outcome allows it; the retry is never retried.
+
+def unauthorized_case(name, description, outcome, retry):
+    HOST.append({"name": name, "kind": "unauthorized", "description": description, "invalidate_outcome": outcome,
+                 "expect": {"retry": retry}})
+
+
+unauthorized_case("401-invalidated-retries-once", "The token was dropped: retry once with a fresh token.",
+                  "invalidated", True)
+unauthorized_case("401-not-current-retries-once", "A newer token already replaced it: retry once with that one.",
+                  "not_current", True)
+unauthorized_case("401-rate-limited-does-not-retry", "Invalidated too recently: the same token would be sent again; "
+                  "the 401 goes to the caller.", "rate_limited", False)
+
 def write(out, cases, check):
     """Writes (or with ``check`` compares) one folder of scenario files; returns how many."""
     out.mkdir(exist_ok=True)

@@ -193,7 +193,7 @@ CONFIG_FIELDS = (
     "allow-insecure-http", "refresh-margin-ms", "refresh-ahead", "refresh-ahead-jitter", "default-lifetime-ms",
     "min-lifetime-ms", "max-lifetime-ms", "max-response-bytes", "request-timeout-ms", "backoff-initial-ms",
     "backoff-max-ms", "backoff-min-ms", "backoff-jitter", "max-retry-after-ms", "config-error-hold-ms",
-    "invalidate-min-interval-ms",
+    "invalidate-min-interval-ms", "outage-grace", "outage-grace-safety-ms",
 )
 LIST_FIELDS = {"client-secrets", "scopes", "audiences", "extra-params"}
 

@@ -46,6 +46,8 @@ pub fn config_options(config: wit::Config) -> tw::ConfigOptions {
         max_retry_after_ms: config.max_retry_after_ms,
         config_error_hold_ms: config.config_error_hold_ms,
         invalidate_min_interval_ms: config.invalidate_min_interval_ms,
+        outage_grace: config.outage_grace,
+        outage_grace_safety_ms: config.outage_grace_safety_ms,
     }
 }
 
@@ -256,6 +258,14 @@ pub fn event(event: tw::Event) -> wit::Event {
         }
         E::SnapshotImported { expires_at } => W::SnapshotImported(*expires_at),
         E::ClockWentBackwards { by_ms } => W::ClockWentBackwards(*by_ms),
+        E::SecretFileRejected { source, problem } => {
+            W::SecretFileRejected(wit::SecretFileRejected { source: source.clone(), problem: problem.clone() })
+        }
+        E::OutageGraceServed { expires_at, until, error_kind: kind } => W::OutageGraceServed(wit::OutageGraceServed {
+            expires_at: *expires_at,
+            until: *until,
+            error_kind: error_kind(*kind),
+        }),
     };
     wit::Event { at: event.at, actor_type: event.actor_type.to_owned(), actor_id: event.actor_id, kind }
 }

@@ -73,8 +73,15 @@ export interface TokenErrorFields {
 
 /** The engine's table: every kind with its fault and whether it is retried. */
 export const ERROR_KINDS: Readonly<Record<TokenErrorKind, { fault: Fault; retryable: boolean }>>;
-/** The same list as the native engine reports it (for tests that guard the table above). */
+/** The same list as the engine reports it (for tests that guard the table above). */
 export function engineErrorKinds(): Array<{ kind: string; fault: string; retryable: boolean }>;
+/**
+ * The engine backend serving this process: `'native'` (the prebuilt napi-rs
+ * module of the platform package) or `'wasm'` (its wasm-bindgen build: always
+ * under the `workerd`, `edge-light`, `deno` and `browser` export conditions,
+ * where no native module loads, and with `TOKENWELL_BACKEND=wasm`).
+ */
+export function engineBackend(): 'native' | 'wasm';
 
 /** An event for audit logs and metrics. `type` says which; the other fields depend on it. */
 export interface TokenEvent {
@@ -95,6 +102,7 @@ export interface TokenEvent {
     | 'secrets_replaced'
     | 'snapshot_imported'
     | 'clock_went_backwards'
+    | 'outage_grace_served'
     | 'secret_file_rejected'
     | (string & {});
   fetchId?: number;
@@ -150,6 +158,12 @@ export interface ServiceAccountOptions extends EngineTuning {
   clock?: () => number;
   /** Refresh in the background on an unref'd timer at the engine's wakeup. Default true. */
   backgroundRefresh?: boolean;
+  /**
+   * Called with the promise of every token request sent, so the runtime keeps
+   * running until it settles: in a Cloudflare Worker, a function that passes
+   * it to the current request's `ctx.waitUntil`.
+   */
+  waitUntil?: (settled: Promise<void>) => void;
   /** Jitter entropy. Default: 64 random bits. */
   entropy?: number | bigint;
 }
@@ -247,6 +261,10 @@ export interface TokenCacheOptions {
   maxRetryAfterMs?: number;
   configErrorHoldMs?: number;
   invalidateMinIntervalMs?: number;
+  /** After a transient refresh failure, serve the cached token inside its margin (default true). */
+  outageGrace?: boolean;
+  /** Outage grace stops this long before the token expires (ms, default 5000). */
+  outageGraceSafetyMs?: number;
 }
 
 /**

@@ -19,7 +19,7 @@
 const fs = require('node:fs');
 const tls = require('node:tls');
 const { X509Certificate } = require('node:crypto');
-const { configError } = require('./errors');
+const { configError } = require('./errors.js');
 
 let undici = null;
 /** undici is loaded on the first token request, not at `require('tokenwell')`. */

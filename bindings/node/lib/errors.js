@@ -1,8 +1,10 @@
 'use strict';
 // TokenError: every failure to get a token, with the engine's classification.
 
-const { inspect } = require('node:util');
-const { native } = require('./native');
+const { engine } = require('./runtime.js');
+
+/** `util.inspect.custom`, without loading node:util (absent outside Node). */
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 /**
  * Every engine error kind, with who has to act (`fault`) and whether the engine
@@ -32,7 +34,7 @@ const ERROR_KINDS = Object.freeze({
 
 /** The engine's own list: `[{kind, fault, retryable}]`, one entry per `ErrorKind`. */
 function engineErrorKinds() {
-  return JSON.parse(native.errorKinds());
+  return JSON.parse(engine().errorKinds());
 }
 
 /** A token could not be had. `kind` says what happened, `fault` who has to act. */
@@ -81,7 +83,7 @@ class TokenError extends Error {
     return out;
   }
 
-  [inspect.custom](depth, options, insp) {
+  [INSPECT](depth, options, insp) {
     const fields = { ...this.toJSON() };
     delete fields.name;
     delete fields.message;
@@ -102,4 +104,4 @@ function configError(field, problem) {
   });
 }
 
-module.exports = { TokenError, ERROR_KINDS, engineErrorKinds, configError };
+module.exports = { TokenError, ERROR_KINDS, engineErrorKinds, configError, INSPECT };

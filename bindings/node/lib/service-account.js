@@ -2,26 +2,33 @@
 // ServiceAccount: a token for a service, from the engine, over `fetch`.
 //
 // The engine decides everything (when to refresh, whether to retry, which
-// secret, what an error means). This class owns what a Node host owns: the
-// clock, `fetch`, one unref'd timer, promises, and the secret file.
+// secret, what an error means). This class owns what a JS host owns: the
+// clock, `fetch`, one unref'd timer, promises, and the secret file (through
+// the runtime's host services: lib/host-node.js, lib/host-web.js).
 //
 // Cache hits stay in JS: the current token and the engine's next deadline
 // (`nextWakeup()`) are kept here, and until that deadline nothing in the engine
 // can change unless this class calls it (invalidate, replaceSecrets), so the
-// token is served without crossing into native code.
+// token is served without calling the engine (native or wasm).
 
-const fs = require('node:fs');
-const { inspect } = require('node:util');
-const { TokenCache, REDACTED, tokenOf } = require('./token-cache');
-const { TokenError, configError } = require('./errors');
-const { sendTokenRequest } = require('./transport');
-const { createDefaultFetch, readCaFile } = require('./default-fetch');
-const { native } = require('./native');
+const { TokenCache, REDACTED, tokenOf } = require('./token-cache.js');
+const { TokenError, configError, INSPECT } = require('./errors.js');
+const { sendTokenRequest } = require('./transport.js');
+const { engine, host: hostServices } = require('./runtime.js');
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options handled by the host; everything else goes to the engine. */
-const HOST_OPTIONS = ['fetch', 'caFile', 'onEvent', 'clock', 'clientSecretFile', 'backgroundRefresh', 'entropy'];
+const HOST_OPTIONS = [
+  'fetch',
+  'caFile',
+  'onEvent',
+  'clock',
+  'clientSecretFile',
+  'backgroundRefresh',
+  'entropy',
+  'waitUntil',
+];
 
 /**
  * Splits ServiceAccount options into host options and engine options (camelCase).
@@ -51,6 +58,9 @@ function splitOptions(options) {
     throw new TypeError('onEvent must be a function');
   }
   if (host.clock !== undefined && typeof host.clock !== 'function') throw new TypeError('clock must be a function');
+  if (host.waitUntil !== undefined && typeof host.waitUntil !== 'function') {
+    throw new TypeError('waitUntil must be a function');
+  }
   if (host.clientSecretFile !== undefined && typeof host.clientSecretFile !== 'string') {
     throw new TypeError('clientSecretFile must be a path');
   }
@@ -73,21 +83,10 @@ function withCallerNames(fn, renamed) {
   }
 }
 
-function readSecretFile(path, field) {
-  try {
-    return fs.readFileSync(path, 'utf8');
-  } catch (error) {
-    throw configError(field, `the secret file ${JSON.stringify(path)} cannot be read (${error.code ?? error.message})`);
-  }
-}
-
-function fileStamp(path) {
-  try {
-    const st = fs.statSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-  } catch (error) {
-    return `error:${error.code}`;
-  }
+/** Lets the process (Node, Bun) or the isolate (Deno) exit while only the refresh timer is left. */
+function unref(timer) {
+  if (typeof timer?.unref === 'function') timer.unref();
+  else if (typeof globalThis.Deno?.unrefTimer === 'function') globalThis.Deno.unrefTimer(timer);
 }
 
 /** Whether a request body can be sent a second time (after a 401). */
@@ -120,6 +119,8 @@ class ServiceAccount {
   #clock;
   #onEvent;
   #background;
+  /** Keeps a runtime alive until a token request settles (a Worker's `ctx.waitUntil`), or null. */
+  #waitUntil;
   /** The current access token and the engine's token object, or null. */
   #token = null;
   #info = null;
@@ -149,9 +150,11 @@ class ServiceAccount {
       parts = splitOptions(options);
       const { host, engine, renamed } = parts;
       const json = JSON.stringify(engine);
-      if (host.caFile !== undefined) parts.ca = { path: host.caFile, certificates: readCaFile(host.caFile, 'caFile') };
+      if (host.caFile !== undefined) {
+        parts.ca = { path: host.caFile, certificates: hostServices().readCaFile(host.caFile, 'caFile') };
+      }
       if (host.clientSecretFile !== undefined) {
-        const contents = readSecretFile(host.clientSecretFile, 'clientSecretFile');
+        const contents = hostServices().readSecretFile(host.clientSecretFile, 'clientSecretFile');
         cache = withCallerNames(() => TokenCache._create(json, host.entropy, contents), renamed);
         parts.secretFile = { path: host.clientSecretFile, field: 'clientSecretFile' };
       } else {
@@ -161,11 +164,14 @@ class ServiceAccount {
     const { host } = parts;
     this.#cache = cache;
     this.#fetch = host.fetch ?? ((...args) => globalThis.fetch(...args));
-    this.#tokenFetch = host.fetch ?? createDefaultFetch({ caCertificates: parts.ca?.certificates });
+    this.#tokenFetch = host.fetch ?? hostServices().createDefaultFetch({ caCertificates: parts.ca?.certificates });
     this.#clock = host.clock ?? Date.now;
     this.#onEvent = host.onEvent ?? null;
     this.#background = host.backgroundRefresh !== false;
-    if (parts.secretFile) this.#secretFile = { ...parts.secretFile, stamp: fileStamp(parts.secretFile.path) };
+    this.#waitUntil = host.waitUntil ?? null;
+    if (parts.secretFile) {
+      this.#secretFile = { ...parts.secretFile, stamp: hostServices().fileStamp(parts.secretFile.path) };
+    }
     this.#description = cache.describe();
     this.#options = Object.freeze(this.#publicOptions(parts));
   }
@@ -179,7 +185,7 @@ class ServiceAccount {
    * unless `caFile` or `fetch` is given.
    */
   static fromEnv(options = {}) {
-    const { prefix = '', env = process.env, ...rest } = options ?? {};
+    const { prefix = '', env = hostServices().defaultEnv(), ...rest } = options ?? {};
     if (typeof prefix !== 'string') throw new TypeError('prefix must be a string');
     if (env === null || typeof env !== 'object') throw new TypeError('env must be an object');
     const parts = splitOptions(rest);
@@ -192,18 +198,19 @@ class ServiceAccount {
       if (key.startsWith(prefix) && typeof value === 'string') relevant[key] = value;
     }
     const envJson = JSON.stringify(relevant);
-    const file = JSON.parse(native.secretFileFromEnvironment(prefix, envJson));
+    const file = JSON.parse(engine().secretFileFromEnvironment(prefix, envJson));
     if (file?.error) throw TokenError.fromEngine(file.error);
-    const contents = file ? readSecretFile(file.path, file.variable) : undefined;
+    const contents = file ? hostServices().readSecretFile(file.path, file.variable) : undefined;
     const cache = withCallerNames(
       () => TokenCache._createFromEnv(prefix, envJson, JSON.stringify(parts.engine), parts.host.entropy, contents),
       parts.renamed,
     );
     if (file) parts.secretFile = { path: file.path, field: file.variable };
     if (parts.host.caFile !== undefined) {
-      parts.ca = { path: parts.host.caFile, certificates: readCaFile(parts.host.caFile, 'caFile') };
+      parts.ca = { path: parts.host.caFile, certificates: hostServices().readCaFile(parts.host.caFile, 'caFile') };
     } else if (parts.host.fetch === undefined && env.TOKENWELL_CA_FILE) {
-      parts.ca = { path: env.TOKENWELL_CA_FILE, certificates: readCaFile(env.TOKENWELL_CA_FILE, 'TOKENWELL_CA_FILE') };
+      const certificates = hostServices().readCaFile(env.TOKENWELL_CA_FILE, 'TOKENWELL_CA_FILE');
+      parts.ca = { path: env.TOKENWELL_CA_FILE, certificates };
     }
     return new ServiceAccount(CONSTRUCT, { parts, cache });
   }
@@ -281,7 +288,7 @@ class ServiceAccount {
     return { tokenUrl, clientId, clientSecret: REDACTED, authMethod, scope, audience, state: this.state };
   }
 
-  [inspect.custom](depth, options, insp) {
+  [INSPECT](depth, options, insp) {
     return `ServiceAccount ${insp(this.toJSON(), options)}`;
   }
 
@@ -368,7 +375,7 @@ class ServiceAccount {
       // `fail` has no caller to throw to: the engine's events report it.
       this.#afterEngineCall();
     } catch (error) {
-      process.emitWarning(`tokenwell: background refresh failed: ${error?.message ?? error}`);
+      hostServices().warn(`tokenwell: background refresh failed: ${error?.message ?? error}`);
     }
   }
 
@@ -392,6 +399,13 @@ class ServiceAccount {
     this.#flights.set(id, flight);
     // A background refresh has no caller awaiting it: never an unhandled rejection.
     flight.catch(() => {});
+    if (this.#waitUntil !== null) {
+      try {
+        this.#waitUntil(flight);
+      } catch (error) {
+        hostServices().warn(`tokenwell: waitUntil threw: ${error?.message ?? error}`);
+      }
+    }
     return flight;
   }
 
@@ -422,7 +436,7 @@ class ServiceAccount {
     const delay = Math.min(Math.max(wake - this.#clock(), 0), MAX_TIMER_MS);
     this.#timerAt = wake;
     this.#timer = setTimeout(() => this.#tick(), delay);
-    this.#timer.unref();
+    unref(this.#timer);
   }
 
   #deliverEvents(events) {
@@ -430,7 +444,7 @@ class ServiceAccount {
       try {
         this.#onEvent(event);
       } catch (error) {
-        process.emitWarning(`tokenwell: onEvent threw: ${error?.message ?? error}`);
+        hostServices().warn(`tokenwell: onEvent threw: ${error?.message ?? error}`);
       }
     }
   }
@@ -442,13 +456,11 @@ class ServiceAccount {
   #syncSecretFile() {
     const file = this.#secretFile;
     if (file === null) return;
-    const stamp = fileStamp(file.path);
+    const stamp = hostServices().fileStamp(file.path);
     if (stamp === file.stamp) return;
-    let contents;
-    try {
-      contents = fs.readFileSync(file.path, 'utf8');
-    } catch (error) {
-      this.#hostEvent({ type: 'secret_file_rejected', field: file.field, problem: `cannot be read (${error.code})` });
+    const { contents, code } = hostServices().rereadSecretFile(file.path);
+    if (contents === undefined) {
+      this.#hostEvent({ type: 'secret_file_rejected', field: file.field, problem: `cannot be read (${code})` });
       return;
     }
     const outcome = this.#cache.replaceSecretsFromFile(contents, file.field, this.#clock());

@@ -3,10 +3,8 @@
 // One method per engine call; results are plain objects (camelCase keys, times
 // in ms since the Unix epoch), errors are TokenError instances.
 
-const { inspect } = require('node:util');
-const crypto = require('node:crypto');
-const { native } = require('./native');
-const { TokenError } = require('./errors');
+const { engine } = require('./runtime.js');
+const { TokenError, INSPECT } = require('./errors.js');
 
 const REDACTED = '[redacted]';
 /** What `handleTransportError` accepts: the engine's `TransportErrorKind`, by its serde names. */
@@ -25,9 +23,9 @@ function fetchIdOf(value) {
   return value;
 }
 
-/** 64 bits of jitter entropy from the OS (the engine draws none of its own). */
+/** 64 bits of jitter entropy from the platform's CSPRNG (the engine draws none of its own). */
 function randomEntropy() {
-  return crypto.randomBytes(8).readBigUInt64LE(0);
+  return globalThis.crypto.getRandomValues(new BigUint64Array(1))[0];
 }
 
 function checkEntropy(entropy) {
@@ -50,7 +48,7 @@ function redacting(raw, label, redacted) {
     configurable: true,
     writable: true,
   });
-  Object.defineProperty(raw, inspect.custom, {
+  Object.defineProperty(raw, INSPECT, {
     value(depth, options, insp) {
       return `${label} ${insp(redacted(), options)}`;
     },
@@ -102,16 +100,22 @@ function headerPairs(headers) {
   throw new TypeError('headers must be a Headers object, a list of [name, value] pairs or a plain object');
 }
 
-function bodyBuffer(body) {
-  if (body == null) return Buffer.alloc(0);
-  if (typeof body === 'string') return Buffer.from(body, 'utf8');
-  if (Buffer.isBuffer(body)) return body;
-  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (body instanceof ArrayBuffer) return Buffer.from(body);
-  throw new TypeError('body must be a string, a Buffer, a typed array or an ArrayBuffer');
+const NodeBuffer = globalThis.Buffer;
+
+/** The body's bytes: a Buffer where there is one (napi takes Buffers), else a Uint8Array (wasm takes either). */
+function bodyBytes(body) {
+  let bytes;
+  if (NodeBuffer?.isBuffer(body)) return body;
+  if (body == null) bytes = new Uint8Array(0);
+  else if (typeof body === 'string') bytes = new TextEncoder().encode(body);
+  else if (ArrayBuffer.isView(body)) bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  else if (body instanceof ArrayBuffer) bytes = new Uint8Array(body);
+  else throw new TypeError('body must be a string, a Buffer, a typed array or an ArrayBuffer');
+  if (NodeBuffer === undefined || NodeBuffer.isBuffer(bytes)) return bytes;
+  return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Unwraps a native create result: the cache, or the config error as JSON. */
+/** Unwraps a backend's create result: the cache, or the config error as JSON. */
 function unwrap(created) {
   if (typeof created === 'string') throw TokenError.fromEngine(JSON.parse(created));
   return created;
@@ -138,7 +142,7 @@ class TokenCache {
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
       throw new TypeError('TokenCache options must be an object');
     }
-    this.#native = unwrap(native.createTokenCache(JSON.stringify(options), checkEntropy(entropy), undefined));
+    this.#native = unwrap(engine().createTokenCache(JSON.stringify(options), checkEntropy(entropy), undefined));
   }
 
   /** @internal Wraps a native cache (ServiceAccount, fromEnv). */
@@ -148,14 +152,14 @@ class TokenCache {
 
   /** @internal Creates the native cache with secrets read from a file. */
   static _create(optionsJson, entropy, secretFileContents) {
-    return TokenCache._wrap(unwrap(native.createTokenCache(optionsJson, checkEntropy(entropy), secretFileContents)));
+    return TokenCache._wrap(unwrap(engine().createTokenCache(optionsJson, checkEntropy(entropy), secretFileContents)));
   }
 
   /** @internal Creates the native cache from environment variables. */
   static _createFromEnv(prefix, envJson, overridesJson, entropy, secretFileContents) {
     return TokenCache._wrap(
       unwrap(
-        native.createTokenCacheFromEnvironment(
+        engine().createTokenCacheFromEnvironment(
           prefix,
           envJson,
           overridesJson,
@@ -179,7 +183,7 @@ class TokenCache {
         fetchIdOf(fetchId),
         status,
         JSON.stringify(headerPairs(headers)),
-        bodyBuffer(body),
+        bodyBytes(body),
         instant('now', now),
       ),
     );
@@ -205,7 +209,7 @@ class TokenCache {
 
   /** When to poll again even if no caller asks (ms), or null. */
   nextWakeup() {
-    return this.#native.nextWakeup();
+    return this.#native.nextWakeup() ?? null;
   }
 
   /** An API answered 401 for `accessToken`: `invalidated`, `not_current` or `rate_limited`. */
@@ -238,7 +242,7 @@ class TokenCache {
 
   /** The cached token as JSON text for persistence (holds the access token), or null. */
   exportSnapshot(now) {
-    return this.#native.exportSnapshot(instant('now', now));
+    return this.#native.exportSnapshot(instant('now', now)) ?? null;
   }
 
   /** Loads a persisted token: `{result: "imported"}` or `{result: "error", reason}`. */
@@ -267,7 +271,7 @@ class TokenCache {
     return { ...this.describe(), state: this.state };
   }
 
-  [inspect.custom](depth, options, insp) {
+  [INSPECT](depth, options, insp) {
     return `TokenCache ${insp(this.toJSON(), options)}`;
   }
 }

@@ -74,12 +74,25 @@ function untilAborted(promise, signal) {
   });
 }
 
+/** `chunks` joined, `size` bytes at most. */
+function concatBytes(chunks, size) {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    if (at >= size) break;
+    const part = chunk.subarray(0, size - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
 /** The body, read until `limit + 1` bytes at most: enough for the engine to see it is too large. */
 async function readLimited(response, limit, signal) {
   const stream = response.body;
   if (stream == null) {
-    if (typeof response.arrayBuffer !== 'function') return Buffer.alloc(0);
-    const all = Buffer.from(await untilAborted(response.arrayBuffer(), signal));
+    if (typeof response.arrayBuffer !== 'function') return new Uint8Array(0);
+    const all = new Uint8Array(await untilAborted(response.arrayBuffer(), signal));
     return all.subarray(0, limit + 1);
   }
   const reader = stream.getReader();
@@ -97,7 +110,7 @@ async function readLimited(response, limit, signal) {
     if (size > limit || signal.aborted) reader.cancel().catch(() => {});
     else reader.releaseLock();
   }
-  return Buffer.concat(chunks, Math.min(size, limit + 1));
+  return concatBytes(chunks, Math.min(size, limit + 1));
 }
 
 function codeOf(error) {

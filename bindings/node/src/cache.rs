@@ -1,4 +1,5 @@
-//! `NativeTokenCache`: the engine's `TokenCache`, one method per engine call.
+//! `NativeTokenCache`: the engine's `TokenCache`, one method per engine call,
+//! each a napi wrapper over `tokenwell_js::JsonCache`.
 //!
 //! Results are JSON text with camelCase keys (see the crate doc); the JS class
 //! `TokenCache` in `lib/token-cache.js` parses them and is the public API.
@@ -6,63 +7,19 @@
 use napi::bindgen_prelude::{BigInt, Buffer, Either};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
-use serde_json::{json, Value};
-use tokenwell::{ClientSecret, Config, FetchId, Poll, TokenCache, TransportErrorKind};
+use tokenwell_js::{whole_number, ArgError, JsonCache};
 
-use crate::config::{config_from_env, config_from_options, parse_env, secret_file_from_env};
-use crate::error::{config_error_json, token_error_json};
-use crate::json::camel_keys;
-
-/// Largest integer a JS number holds exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-fn invalid_arg(name: &str, problem: &str) -> Error {
-    Error::new(Status::InvalidArg, format!("{name} {problem}"))
-}
-
-/// A JS number that must be a non-negative integer-valued instant or id.
-fn whole_number(name: &str, value: f64) -> Result<u64> {
-    if value.is_finite() && (0.0..=MAX_SAFE_INTEGER).contains(&value) {
-        Ok(value.floor() as u64)
-    } else {
-        Err(invalid_arg(name, "must be a finite, non-negative number"))
-    }
+fn arg_error(error: ArgError) -> Error {
+    Error::new(Status::InvalidArg, error.message)
 }
 
 /// Jitter entropy: a JS number (integer) or a BigInt, reduced to 64 bits.
 fn entropy_bits(entropy: Option<Either<f64, BigInt>>) -> Result<u64> {
     match entropy {
         None => Ok(0),
-        Some(Either::A(n)) => whole_number("entropy", n),
+        Some(Either::A(n)) => whole_number("entropy", n).map_err(arg_error),
         Some(Either::B(big)) => Ok(big.words.first().copied().unwrap_or(0)),
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    camel_keys(serde_json::to_value(value).unwrap_or(Value::Null))
-}
-
-fn poll_json(poll: Poll) -> Value {
-    match poll {
-        Poll::Ready { token } => json!({"result": "ready", "token": to_json(&token)}),
-        Poll::ReadyAndSend { token, request } => {
-            json!({"result": "ready_and_send", "token": to_json(&token), "request": to_json(&request)})
-        }
-        Poll::Send { request } => json!({"result": "send", "request": to_json(&request)}),
-        Poll::Wait { fetch_id } => json!({"result": "wait", "fetchId": fetch_id.0}),
-        Poll::Fail { error } => json!({"result": "fail", "error": token_error_json(&error)}),
-    }
-}
-
-fn replaced_json(outcome: std::result::Result<bool, tokenwell::ConfigError>) -> String {
-    match outcome {
-        Ok(changed) => json!({"result": "replaced", "changed": changed}),
-        Err(error) => {
-            let field = crate::json::camel_case(&error.field);
-            json!({"result": "error", "error": config_error_json(&error, &field)})
-        }
-    }
-    .to_string()
 }
 
 /// The engine's token cache for one client. Drive it as documented on the
@@ -70,12 +27,13 @@ fn replaced_json(outcome: std::result::Result<bool, tokenwell::ConfigError>) -> 
 /// `handleResponse` / `handleTransportError`, poll again.
 #[napi]
 pub struct NativeTokenCache {
-    inner: TokenCache,
+    inner: JsonCache,
 }
 
-impl NativeTokenCache {
-    fn new(config: Config, entropy: u64) -> Self {
-        Self { inner: TokenCache::new(config, entropy) }
+fn created(outcome: std::result::Result<JsonCache, String>) -> Either<NativeTokenCache, String> {
+    match outcome {
+        Ok(inner) => Either::A(NativeTokenCache { inner }),
+        Err(config_error_json) => Either::B(config_error_json),
     }
 }
 
@@ -89,26 +47,14 @@ pub fn create_token_cache(
     secret_file_contents: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
-    Ok(match config_from_options(&options_json, secret_file_contents.as_deref()) {
-        Ok(config) => Either::A(NativeTokenCache::new(config, entropy)),
-        Err((error, field)) => Either::B(config_error_json(&error, &field).to_string()),
-    })
+    Ok(created(tokenwell_js::create_token_cache(&options_json, entropy, secret_file_contents.as_deref())))
 }
 
 /// The secret file the environment names, as JSON: `{"path": ..., "variable": ...}`,
 /// `null`, or `{"error": E}` when the environment is incomplete.
 #[napi(catch_unwind)]
 pub fn secret_file_from_environment(prefix: String, env_json: String) -> String {
-    let outcome = parse_env(&env_json).and_then(|env| secret_file_from_env(&prefix, &env));
-    match outcome {
-        Ok(Some((path, variable))) => json!({"path": path, "variable": variable}),
-        Ok(None) => Value::Null,
-        Err(error) => {
-            let field = error.field.clone();
-            json!({"error": config_error_json(&error, &field)})
-        }
-    }
-    .to_string()
+    tokenwell_js::secret_file_from_environment(&prefix, &env_json)
 }
 
 /// A cache from environment variables (engine's `options_from_env`), with
@@ -123,14 +69,20 @@ pub fn create_token_cache_from_environment(
     secret_file_contents: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
-    let env = match parse_env(&env_json) {
-        Ok(env) => env,
-        Err(error) => return Ok(Either::B(config_error_json(&error, "env").to_string())),
-    };
-    Ok(match config_from_env(&prefix, &env, &overrides_json, secret_file_contents.as_deref()) {
-        Ok(config) => Either::A(NativeTokenCache::new(config, entropy)),
-        Err((error, field)) => Either::B(config_error_json(&error, &field).to_string()),
-    })
+    Ok(created(tokenwell_js::create_token_cache_from_environment(
+        &prefix,
+        &env_json,
+        &overrides_json,
+        entropy,
+        secret_file_contents.as_deref(),
+    )))
+}
+
+/// Every engine error kind with its fault and whether the engine retries it,
+/// as JSON: `[{"kind":"config","fault":"configuration","retryable":false}, ...]`.
+#[napi(catch_unwind)]
+pub fn error_kinds() -> String {
+    tokenwell_js::error_kinds()
 }
 
 #[napi]
@@ -138,8 +90,7 @@ impl NativeTokenCache {
     /// `poll(now)`: what the host should do now (JSON).
     #[napi(catch_unwind)]
     pub fn poll(&mut self, now: f64) -> Result<String> {
-        let now = whole_number("now", now)?;
-        Ok(poll_json(self.inner.poll(now)).to_string())
+        self.inner.poll(now).map_err(arg_error)
     }
 
     /// `handle_response`: `headers_json` is a JSON list of `[name, value]` pairs.
@@ -152,147 +103,73 @@ impl NativeTokenCache {
         body: Buffer,
         now: f64,
     ) -> Result<String> {
-        let fetch_id = FetchId(whole_number("fetchId", fetch_id)?);
-        let now = whole_number("now", now)?;
-        let status = u16::try_from(status).map_err(|_| invalid_arg("status", "must be an HTTP status code"))?;
-        let headers: Vec<(String, String)> = serde_json::from_str(&headers_json)
-            .map_err(|_| invalid_arg("headers", "must be a list of [name, value] string pairs"))?;
-        Ok(match self.inner.handle_response(fetch_id, status, &headers, &body, now) {
-            Ok(token) => json!({"result": "token", "token": to_json(&token)}),
-            Err(error) => json!({"result": "error", "error": token_error_json(&error)}),
-        }
-        .to_string())
+        self.inner.handle_response(fetch_id, status, &headers_json, &body, now).map_err(arg_error)
     }
 
     /// `handle_transport_error`: `kind` is `timeout`, `connect`, `io`, `tls` or `other`.
     #[napi(catch_unwind)]
     pub fn handle_transport_error(&mut self, fetch_id: f64, kind: String, message: String, now: f64) -> Result<String> {
-        let fetch_id = FetchId(whole_number("fetchId", fetch_id)?);
-        let now = whole_number("now", now)?;
-        let kind: TransportErrorKind = serde_json::from_value(Value::String(kind))
-            .map_err(|_| invalid_arg("kind", "must be \"timeout\", \"connect\", \"io\", \"tls\" or \"other\""))?;
-        let error = self.inner.handle_transport_error(fetch_id, kind, &message, now);
-        Ok(json!({"result": "error", "error": token_error_json(&error)}).to_string())
+        self.inner.handle_transport_error(fetch_id, &kind, &message, now).map_err(arg_error)
     }
 
     /// `next_wakeup()`: when to poll again even if no caller asks (ms), or null.
     #[napi(catch_unwind)]
     pub fn next_wakeup(&self) -> Option<f64> {
-        self.inner.next_wakeup().map(|at| at as f64)
+        self.inner.next_wakeup()
     }
 
     /// `invalidate(token, now)`: `"invalidated"`, `"not_current"` or `"rate_limited"`.
     #[napi(catch_unwind)]
     pub fn invalidate(&mut self, access_token: String, now: f64) -> Result<String> {
-        let now = whole_number("now", now)?;
-        let outcome = self.inner.invalidate(&access_token, now);
-        Ok(serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+        self.inner.invalidate(&access_token, now).map_err(arg_error)
     }
 
     /// `replace_secrets` with a JSON list of secrets (current first).
     #[napi(catch_unwind)]
     pub fn replace_secrets(&mut self, secrets_json: String, now: f64) -> Result<String> {
-        let now = whole_number("now", now)?;
-        let secrets: Vec<String> =
-            serde_json::from_str(&secrets_json).map_err(|_| invalid_arg("secrets", "must be a list of strings"))?;
-        Ok(replaced_json(self.inner.replace_secrets(secrets.into_iter().map(ClientSecret::from).collect(), now)))
+        self.inner.replace_secrets(&secrets_json, now).map_err(arg_error)
     }
 
     /// `replace_secrets` with the contents of a secret file (parsed by the
     /// engine's `parse_secret_file`); `field` names the file in errors.
     #[napi(catch_unwind)]
     pub fn replace_secrets_from_file(&mut self, contents: String, field: String, now: f64) -> Result<String> {
-        let now = whole_number("now", now)?;
-        let outcome = match tokenwell::parse_secret_file(&contents, &field) {
-            Ok(secrets) => self.inner.replace_secrets(secrets, now),
-            Err(error) => Err(error),
-        };
-        Ok(match outcome {
-            Ok(changed) => json!({"result": "replaced", "changed": changed}).to_string(),
-            // Errors about the file name the file's field as given (an env variable or `clientSecretFile`).
-            Err(error) => json!({"result": "error", "error": config_error_json(&error, &field)}).to_string(),
-        })
+        self.inner.replace_secrets_from_file(&contents, &field, now).map_err(arg_error)
     }
 
     /// Drains the event queue: a JSON list of events, oldest first.
     #[napi(catch_unwind)]
     pub fn drain_events(&mut self) -> String {
-        let mut events = Vec::new();
-        while let Some(event) = self.inner.poll_event() {
-            events.push(to_json(&event));
-        }
-        Value::Array(events).to_string()
+        self.inner.drain_events()
     }
 
     /// `export_snapshot(now)`: the snapshot JSON text, or null.
     #[napi(catch_unwind)]
     pub fn export_snapshot(&self, now: f64) -> Result<Option<String>> {
-        let now = whole_number("now", now)?;
-        Ok(self.inner.export_snapshot(now))
+        self.inner.export_snapshot(now).map_err(arg_error)
     }
 
     /// `import_snapshot(text, now)`: null when imported, else the refusal's reason.
     #[napi(catch_unwind)]
     pub fn import_snapshot(&mut self, snapshot: String, now: f64) -> Result<Option<String>> {
-        let now = whole_number("now", now)?;
-        Ok(self.inner.import_snapshot(&snapshot, now).err().map(|e| e.reason().to_owned()))
+        self.inner.import_snapshot(&snapshot, now).map_err(arg_error)
     }
 
     /// The engine's state: `idle`, `fetching`, `backing_off` or `held`.
     #[napi(getter, catch_unwind)]
     pub fn state(&self) -> String {
-        serde_json::to_value(self.inner.state()).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        self.inner.state()
     }
 
     /// The id of the fetch in flight, if any.
     #[napi(getter, catch_unwind)]
     pub fn in_flight(&self) -> Option<f64> {
-        self.inner.in_flight().map(|id| id.0 as f64)
+        self.inner.in_flight()
     }
 
     /// The configuration without its secrets, as JSON (for inspection and transport limits).
     #[napi(catch_unwind)]
     pub fn describe(&self) -> String {
-        let config = self.inner.config();
-        let policy = config.policy();
-        json!({
-            "tokenUrl": config.token_url(),
-            "clientId": config.client_id(),
-            "authMethod": config.auth_method().as_str(),
-            "scope": config.scopes(),
-            "audience": config.audiences(),
-            "secretCount": config.secret_count(),
-            "maxResponseBytes": policy.max_response_bytes,
-            "requestTimeoutMs": policy.request_timeout_ms,
-            "refreshMarginMs": policy.refresh_margin_ms,
-        })
-        .to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whole_numbers_refuse_what_a_u64_cannot_hold() {
-        assert_eq!(whole_number("now", 1_700_000_000_000.0).unwrap(), 1_700_000_000_000);
-        assert_eq!(whole_number("now", 1.9).unwrap(), 1);
-        for bad in [f64::NAN, f64::INFINITY, -1.0, 1e300] {
-            assert!(whole_number("now", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn poll_is_camel_case() {
-        let config =
-            Config::from_json(r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"s"}"#).unwrap();
-        let mut cache = NativeTokenCache::new(config, 1);
-        let v: Value = serde_json::from_str(&cache.poll(1_700_000_000_000.0).unwrap()).unwrap();
-        assert_eq!(v["result"], "send");
-        assert_eq!(v["request"]["fetchId"], 1);
-        assert_eq!(v["request"]["timeoutMs"], 10_000);
-        let v: Value = serde_json::from_str(&cache.poll(1_700_000_000_001.0).unwrap()).unwrap();
-        assert_eq!(v, json!({"result": "wait", "fetchId": 1}));
+        self.inner.describe()
     }
 }

@@ -1,7 +1,9 @@
 //! # tokenwell-node: the native half of the npm package `tokenwell`
 //!
-//! A thin napi-rs binding of the sans-IO engine (crate `tokenwell`): conversion
-//! in, one call into the engine, conversion out. It makes no decision of its
+//! A thin napi-rs binding of the sans-IO engine (crate `tokenwell`): every
+//! conversion lives in `tokenwell-js` (`shared/`), which the wasm-bindgen
+//! binding (`bindings/wasm`) wraps too, so both backends of the npm package
+//! serve the same internal interface to `lib/`. It makes no decision of its
 //! own: no retry, no expiry or backoff arithmetic, no clock, no I/O. The
 //! JavaScript half (`lib/`) owns `fetch`, timers and promises.
 //!
@@ -15,11 +17,8 @@
 //! becomes a JS exception instead of aborting the process.
 
 mod cache;
-mod config;
-mod error;
-mod json;
 
 pub use cache::{
-    create_token_cache, create_token_cache_from_environment, secret_file_from_environment, NativeTokenCache,
+    create_token_cache, create_token_cache_from_environment, error_kinds, secret_file_from_environment,
+    NativeTokenCache,
 };
-pub use error::error_kinds;

@@ -116,8 +116,12 @@ test('outage inside the margin: the valid token keeps being served, 0 failures; 
     assert.ok(attempts <= steps, `backoff bounds the attempts (${attempts} for ${steps} steps)`);
     assert.ok(log.events.some((e) => e.type === 'backoff_scheduled'));
 
-    // Past the margin there is no usable token: a typed, retryable failure.
+    // Inside the margin, outage grace keeps serving the token (announced once),
+    // until 5 s before it expires; from then on a typed, retryable failure.
     clock.set(usableUntil);
+    assert.equal(await acct.getToken(), 'at-1');
+    assert.equal(log.events.filter((e) => e.type === 'outage_grace_served').length, 1);
+    clock.set(token.expiresAt - 5_000);
     await assert.rejects(acct.getToken(), (e) => {
       assert.ok(e instanceof TokenError);
       assert.equal(e.kind, 'server_error');

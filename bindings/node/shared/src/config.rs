@@ -204,6 +204,7 @@ pub(crate) fn config_from_env(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

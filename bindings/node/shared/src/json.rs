@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 /// `token_url` → `tokenUrl`; `client_secret[1]` → `clientSecret[1]`.
-pub(crate) fn camel_case(name: &str) -> String {
+pub fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {
@@ -20,7 +20,7 @@ pub(crate) fn camel_case(name: &str) -> String {
 }
 
 /// `tokenUrl` → `token_url`. Already `snake_case` names are left as they are.
-pub(crate) fn snake_case(name: &str) -> String {
+pub fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for c in name.chars() {
         if c.is_ascii_uppercase() {
@@ -36,7 +36,7 @@ pub(crate) fn snake_case(name: &str) -> String {
 /// Renames every object key (recursively) to camelCase. The engine's outputs
 /// hold no maps with caller-chosen keys (headers are lists of pairs), so every
 /// key is a field name.
-pub(crate) fn camel_keys(value: Value) -> Value {
+pub fn camel_keys(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             Value::Object(map.into_iter().map(|(k, v)| (camel_case(&k), camel_keys(v))).collect::<Map<_, _>>())
@@ -47,6 +47,7 @@ pub(crate) fn camel_keys(value: Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use serde_json::json;

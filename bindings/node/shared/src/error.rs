@@ -4,14 +4,13 @@
 //! catch-all arm. Exhaustiveness is kept instead by `ErrorKind::ALL`: the JS
 //! side's kind table is tested against [`error_kinds`], which lists every kind.
 
-use napi_derive::napi;
 use serde_json::{json, Value};
 use tokenwell::{ConfigError, ErrorKind, TokenError};
 
 use crate::json::camel_keys;
 
 /// A `TokenError` as camelCase JSON, with its one-line message.
-pub(crate) fn token_error_json(error: &TokenError) -> Value {
+pub fn token_error_json(error: &TokenError) -> Value {
     let mut value = serde_json::to_value(error).unwrap_or_else(|_| json!({"kind": error.kind.as_str()}));
     if let Value::Object(map) = &mut value {
         map.insert("message".to_owned(), Value::String(error.to_string()));
@@ -21,7 +20,7 @@ pub(crate) fn token_error_json(error: &TokenError) -> Value {
 
 /// A configuration error as a `config`-kind `TokenError`, naming `field` (already
 /// renamed for the caller: camelCase option or environment variable).
-pub(crate) fn config_error_json(error: &ConfigError, field: &str) -> Value {
+pub fn config_error_json(error: &ConfigError, field: &str) -> Value {
     let engine = TokenError::new(ErrorKind::Config, format!("{field}: {}", error.problem));
     let mut value = token_error_json(&engine);
     if let Value::Object(map) = &mut value {
@@ -33,7 +32,6 @@ pub(crate) fn config_error_json(error: &ConfigError, field: &str) -> Value {
 
 /// Every engine error kind with its fault and whether the engine retries it,
 /// as JSON: `[{"kind":"config","fault":"configuration","retryable":false}, ...]`.
-#[napi(catch_unwind)]
 pub fn error_kinds() -> String {
     let kinds: Vec<Value> = ErrorKind::ALL
         .iter()
@@ -43,6 +41,7 @@ pub fn error_kinds() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -72,6 +72,7 @@ function readCaFile(path, field) {
  * CAs trusted. `close()` closes its connections.
  */
 function createDefaultFetch({ caCertificates } = {}) {
+  if (process.versions.bun !== undefined) return createBunFetch({ caCertificates });
   const tlsOptions = caCertificates?.length ? { ca: caCertificates } : undefined;
   let direct = null;
   let tunnel = null;
@@ -111,6 +112,24 @@ function createDefaultFetch({ caCertificates } = {}) {
     for (const agent of [direct, tunnel?.agent]) agent?.destroy().catch(() => {});
     direct = null;
     tunnel = null;
+  };
+  return fetch;
+}
+
+/**
+ * Under Bun, whose `undici` is a shim without dispatchers: Bun's own `fetch`,
+ * which reads the proxy variables itself and takes the CA file's
+ * certificates as its `tls.ca` extension.
+ */
+function createBunFetch({ caCertificates } = {}) {
+  const tls = caCertificates?.length ? { ca: caCertificates } : undefined;
+  let closed = false;
+  const fetch = (input, init) => {
+    if (closed) return Promise.reject(new Error('the transport was closed'));
+    return globalThis.fetch(input, tls ? { ...init, tls } : init);
+  };
+  fetch.close = () => {
+    closed = true;
   };
   return fetch;
 }

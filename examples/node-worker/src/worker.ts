@@ -14,7 +14,7 @@
 // transient token error (retrying later may succeed); 1 when the credentials
 // or configuration must be fixed; 78 for an incomplete environment.
 
-import { ServiceAccount, TokenError, type TokenEvent } from 'tokenwell';
+import { ServiceAccount, TokenError, engineBackend, type TokenEvent } from 'tokenwell';
 
 const EX_TEMPFAIL = 75;
 const EX_CONFIG = 78;
@@ -114,7 +114,7 @@ async function main(): Promise<number> {
     }
     throw error;
   }
-  log(`starting as ${account.options.clientId} against ${account.options.tokenUrl}`);
+  log(`starting as ${account.options.clientId} against ${account.options.tokenUrl} (engine: ${engineBackend()})`);
 
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -62,7 +62,7 @@ for target in "${targets[@]}"; do
       echo "fuzz: regression $name: passes"
     else
       failed+=("$name")
-      echo "fuzz: regression $name: STILL FAILS: $(grep -A1 'panicked at' "$logs/$name.log" | tail -1 | cut -c1-200)"
+      echo "fuzz: regression $name: STILL FAILS: $(grep -a -A1 'panicked at' "$logs/$name.log" | tail -1 | cut -c1-200)"
     fi
   done
   before=$(find "artifacts/$target" -type f | sort)
@@ -73,7 +73,7 @@ for target in "${targets[@]}"; do
   status=$?
   # The last status line: "#N DONE cov: .. ft: .. corp: .. exec/s: .." (or, with
   # FUZZ_ARGS=-fork=1, "#N: cov: .. ft: .. corp: .. exec/s: .. oom/timeout/crash: ..").
-  final=$(grep -E '^#[0-9]+:?[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED|cov:)' "$log" | tail -1)
+  final=$(grep -aE '^#[0-9]+:?[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED|cov:)' "$log" | tail -1)
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' "$log" | tail -1)
   if [ -z "$runs" ]; then
     # A crash (or fork mode) ends without the "Done" line: the last status line counts.
@@ -93,8 +93,8 @@ for target in "${targets[@]}"; do
     failed+=("$target")
     echo "  CRASH or failure (exit $status); new artifacts:"
     sed 's/^/    /' <<<"${new_artifacts:-    (none)}"
-    grep -E "panicked at|SUMMARY|deadly signal|timeout after|out-of-memory" "$log" | sort | uniq -c | head -8 | sed 's/^/    /'
-    grep -A2 "panicked at" "$log" | grep -v "panicked at\|^--\|stack backtrace" | sort | uniq -c | head -6 | sed 's/^/    /'
+    grep -aE "panicked at|SUMMARY|deadly signal|timeout after|out-of-memory" "$log" | sort | uniq -c | head -8 | sed 's/^/    /'
+    grep -a -A2 "panicked at" "$log" | grep -v "panicked at\|^--\|stack backtrace" | sort | uniq -c | head -6 | sed 's/^/    /'
   else
     echo "  crashes: none"
   fi

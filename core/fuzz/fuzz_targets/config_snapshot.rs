@@ -20,8 +20,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tokenwell::{Config, Poll, SnapshotError, TokenCache};
 use tokenwell_fuzz::{
-    arbitrary_from, assert_header_safe_token, assert_no_secret, form_encode, ExpiresIn, SecretChoice, TokenText,
-    INVALID_SECRETS, SECRET_POOL, T0,
+    arbitrary_from, assert_header_safe_token, assert_no_secret, form_encode, spellings, ExpiresIn, SecretChoice,
+    TokenText, INVALID_SECRETS, SECRET_POOL, T0,
 };
 
 /// Every option name `ConfigOptions` knows, plus the `client_secrets` alias.
@@ -241,8 +241,9 @@ fn secrets_in(value: &serde_json::Value) -> Vec<&'static str> {
         .chain(INVALID_SECRETS.iter().filter(|s| !s.is_empty()))
         .copied()
         .filter(|secret| {
-            let spelled = |text: &str| text.contains(secret) || text.contains(&form_encode(secret));
-            strings.iter().any(|s| spelled(s)) && !keys.iter().any(|k| spelled(k))
+            let given = |text: &str| text.contains(secret) || text.contains(&form_encode(secret));
+            let spelled = |text: &str| spellings(secret).iter().any(|s| text.contains(s.as_str()));
+            strings.iter().any(|s| given(s)) && !keys.iter().any(|k| spelled(k))
         })
         .collect()
 }
@@ -271,7 +272,7 @@ fn check_config(json: &str) -> Option<Config> {
             let hidden: Vec<&str> = secrets
                 .iter()
                 .copied()
-                .filter(|s| !shown.iter().any(|t| t.contains(s) || t.contains(&form_encode(s))))
+                .filter(|s| !shown.iter().any(|t| spellings(s).iter().any(|sp| t.contains(sp.as_str()))))
                 .collect();
             assert_no_secret("Config Debug", &format!("{config:?}"), &hidden);
             check_ranges(&config);

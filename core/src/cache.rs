@@ -881,7 +881,7 @@ impl TokenCache {
 
     /// Every secret server text must not reveal: the configured ones and those
     /// replaced at run time (a fetch in flight may have used one).
-    fn credentials(&self) -> Credentials<'_> {
+    fn credentials(&self) -> Credentials {
         Credentials::new(self.config.secrets.iter().chain(&self.retired_secrets))
     }
 

@@ -78,7 +78,7 @@ pub(crate) fn parse_guarded(
     body: &[u8],
     now: u64,
     policy: &RefreshPolicy,
-    credentials: &Credentials<'_>,
+    credentials: &Credentials,
 ) -> Result<ParsedToken, TokenError> {
     let retry_at = retry_after(headers, now, policy.max_retry_after_ms);
     let mut result = parse_inner(status, headers, body, now, policy, credentials);
@@ -93,7 +93,7 @@ pub(crate) fn parse_guarded(
 
 /// Server-supplied `text` as it may be shown: withheld whole if it holds a
 /// credential (checked before anything is cut or stripped), else sanitized.
-pub(crate) fn server_text(credentials: &Credentials<'_>, text: &str, max_chars: usize) -> String {
+pub(crate) fn server_text(credentials: &Credentials, text: &str, max_chars: usize) -> String {
     if credentials.found_in(text) {
         WITHHELD.to_owned()
     } else {
@@ -107,7 +107,7 @@ fn parse_inner(
     body: &[u8],
     now: u64,
     policy: &RefreshPolicy,
-    credentials: &Credentials<'_>,
+    credentials: &Credentials,
 ) -> Result<ParsedToken, TokenError> {
     if body.len() > policy.max_response_bytes {
         return Err(TokenError::new(
@@ -187,6 +187,8 @@ fn parse_inner(
     }
 
     let scope = match map.get("scope") {
+        // Granted scopes reach the token and the TokenAcquired event: server text like any other.
+        Some(Value::String(s)) if credentials.found_in(s) => Some(vec![WITHHELD.to_owned()]),
         Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_owned).collect()),
         _ => None,
     };
@@ -260,7 +262,7 @@ pub fn retry_after(headers: &[(String, String)], now: u64, max_ms: u64) -> Optio
     Some(now.saturating_add(delay_ms.min(max_ms)))
 }
 
-fn oauth_error(status: u16, code: &str, map: &Map<String, Value>, credentials: &Credentials<'_>) -> TokenError {
+fn oauth_error(status: u16, code: &str, map: &Map<String, Value>, credentials: &Credentials) -> TokenError {
     let raw_description = map.get("error_description").and_then(Value::as_str);
     let kind = if status == 429 {
         ErrorKind::RateLimited
@@ -288,7 +290,7 @@ fn oauth_error(status: u16, code: &str, map: &Map<String, Value>, credentials: &
     error
 }
 
-fn describe_body(headers: &[(String, String)], body: &[u8], credentials: &Credentials<'_>) -> String {
+fn describe_body(headers: &[(String, String)], body: &[u8], credentials: &Credentials) -> String {
     if body.iter().all(u8::is_ascii_whitespace) {
         return "with an empty body".to_owned();
     }
@@ -415,6 +417,23 @@ mod tests {
         let visible: String = (0x21u8..=0x7e).filter(|b| *b != b'"' && *b != b'\\').map(char::from).collect();
         let t = parse(200, &format!(r#"{{"access_token":"{visible}"}}"#)).unwrap();
         assert_eq!(t.access_token.expose(), visible);
+    }
+
+    /// Found by the engine_timeline fuzz target: a granted scope echoing the
+    /// secret reached the token and the TokenAcquired event.
+    #[test]
+    fn a_granted_scope_holding_a_secret_is_withheld() {
+        let config = Config::from_json(
+            r#"{"token_url":"https://a.example/t","client_id":"id","client_secret":"SECRET-rotated+3"}"#,
+        )
+        .unwrap();
+        for scope in ["SECRET-rotated+3", "read SECRET-rotated%2B3"] {
+            let body = serde_json::json!({"access_token": "at", "scope": scope}).to_string();
+            let t = parse_token_response_for(&config, 200, &[], body.as_bytes(), NOW).unwrap();
+            assert_eq!(t.scope, Some(vec![WITHHELD.to_owned()]), "{scope}");
+        }
+        let t = parse_token_response_for(&config, 200, &[], br#"{"access_token":"at","scope":"a b"}"#, NOW).unwrap();
+        assert_eq!(t.scope, Some(vec!["a".to_owned(), "b".to_owned()]));
     }
 
     #[test]

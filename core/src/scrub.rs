@@ -28,6 +28,8 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
+use zeroize::Zeroizing;
+
 use crate::secret::ClientSecret;
 
 /// The text that replaces server text holding a credential.
@@ -45,14 +47,25 @@ const FORGIVING_STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDA
 const FORGIVING_URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, FORGIVING);
 
 /// The credentials server text must never reveal.
-pub(crate) struct Credentials<'a> {
-    secrets: Vec<&'a str>,
+pub(crate) struct Credentials {
+    /// Each secret, and for a secret holding control characters also the
+    /// spelling sanitizing would show (the same secret without them).
+    /// Copies of secrets: zeroized on drop like the originals.
+    secrets: Vec<Zeroizing<String>>,
 }
 
-impl<'a> Credentials<'a> {
+impl Credentials {
     /// The secrets to look for (current and retired).
-    pub(crate) fn new(secrets: impl IntoIterator<Item = &'a ClientSecret>) -> Self {
-        Self { secrets: secrets.into_iter().map(ClientSecret::expose).filter(|s| !s.is_empty()).collect() }
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a ClientSecret>) -> Self {
+        let mut needles = Vec::new();
+        for secret in secrets.into_iter().map(ClientSecret::expose).filter(|s| !s.is_empty()) {
+            let shown: Zeroizing<String> = Zeroizing::new(secret.chars().filter(|c| !c.is_control()).collect());
+            if !shown.is_empty() && shown.as_str() != secret {
+                needles.push(shown);
+            }
+            needles.push(Zeroizing::new(secret.to_owned()));
+        }
+        Self { secrets: needles }
     }
 
     /// Whether `text` holds any spelling of any secret.
@@ -93,7 +106,7 @@ impl<'a> Credentials<'a> {
     }
 
     fn holds_raw(&self, text: &str) -> bool {
-        self.secrets.iter().any(|secret| text.contains(secret))
+        self.secrets.iter().any(|secret| text.contains(secret.as_str()))
     }
 }
 
@@ -276,6 +289,16 @@ mod tests {
         assert!(found(&["hunter2"], "bad secret hunter\u{0}2"));
     }
 
+    /// Found by the engine_timeline fuzz target: a secret holding a tab, echoed
+    /// with another control character inserted, matched neither view, and
+    /// sanitizing then showed it without its tab.
+    #[test]
+    fn a_secret_holding_a_control_character_is_found_as_sanitizing_would_show_it() {
+        let secret = "SECRET-tab\there-5";
+        assert!(found(&[secret], "S\u{1}ECRET-tab\there-5"));
+        assert!(found(&[secret], "SECRET-tabhere-5"));
+    }
+
     #[test]
     fn ordinary_text_is_not_withheld() {
         for text in [
@@ -302,5 +325,23 @@ mod tests {
         assert_eq!(json_unescape(r#"\ud83d\ude00 \"q\" \x"#), "😀 \"q\" \\x");
         assert_eq!(latin1_bytes_as_utf8("Ã©"), "é");
         assert_eq!(latin1_bytes_as_utf8("€"), "€");
+    }
+
+    #[test]
+    fn percent_decoding_at_the_end_of_the_text() {
+        for (text, decoded) in
+            [("50%", "50%"), ("a%4", "a%4"), ("%", "%"), ("%41", "A"), ("a%41", "aA"), ("%4a%4A", "JJ")]
+        {
+            assert_eq!(percent_decode(text, true), decoded, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_json_escape_is_decoded() {
+        assert_eq!(json_unescape(r#"\n\t\r\b\f\/\'\\"#), "\n\t\r\u{8}\u{c}/'\\");
+        // A high surrogate followed by something other than a low one stands alone.
+        assert_eq!(json_unescape(r"\ud83d\u0041"), "\u{fffd}A");
+        assert_eq!(json_unescape(r"\ud83dx"), "\u{fffd}x");
+        assert_eq!(json_unescape(r"\u12"), "");
     }
 }

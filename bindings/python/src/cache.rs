@@ -8,14 +8,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use tokenwell::{
-    ClientSecret, Config, ConfigError, ConfigOptions, FetchId, Poll, Token, TokenRequest, TransportErrorKind,
-};
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use tokenwell::{ClientSecret, Config, FetchId, InvalidateOutcome, Poll, Token, TokenRequest, TransportErrorKind};
 
-use crate::convert::{
-    body_bytes, header_pairs, http_status, non_negative_int, py_to_json, secret_list, serde_name, serde_to_py,
-};
+use crate::config::{check_options_type, options_from_py, PyConfig};
+use crate::convert::{body_bytes, header_pairs, http_status, non_negative_int, secret_list, serde_name, serde_to_py};
 use crate::error::{config_error, snapshot_error, token_error, token_error_raise};
 
 /// A token as the engine hands it out. `repr` never shows the access token.
@@ -213,29 +210,6 @@ fn convert_poll(py: Python<'_>, poll: Poll) -> PyResult<PyPoll> {
     Ok(out)
 }
 
-/// The engine names the option at fault for every refusal except a value of the
-/// wrong type, which serde reports against the whole document ("options").
-/// Find the option by deserializing each one alone.
-fn locate_type_error(json: &str, error: ConfigError) -> ConfigError {
-    if error.field != "options" {
-        return error;
-    }
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
-        return error;
-    };
-    let problem = match error.problem.find(" at line ") {
-        Some(cut) => error.problem[..cut].to_owned(),
-        None => error.problem.clone(),
-    };
-    for (key, value) in map {
-        let alone = serde_json::Value::Object(serde_json::Map::from_iter([(key.clone(), value)]));
-        if serde_json::from_value::<ConfigOptions>(alone).is_err() {
-            return ConfigError::new(key, format!("has the wrong type ({problem})"));
-        }
-    }
-    error
-}
-
 /// The engine's token cache for one client. Sans-IO: it sends nothing and reads
 /// no clock; every call takes `now_ms` (ms since the Unix epoch). Drive it as
 /// the engine documents: `poll`, send what it asks, report with
@@ -255,20 +229,21 @@ impl PyTokenCache {
 
 #[pymethods]
 impl PyTokenCache {
-    /// `config`: the engine's options as a dict or a JSON string (`snake_case`
-    /// keys, durations in ms). `entropy` seeds the refresh and backoff jitter.
+    /// `config`: a validated `Config`, or the engine's options as a dict or a
+    /// JSON string (`snake_case` keys, durations in ms). `entropy` seeds the
+    /// refresh and backoff jitter.
     #[new]
     #[pyo3(signature = (config, entropy = None))]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>, entropy: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let entropy = entropy.map(|e| non_negative_int(e, "entropy")).transpose()?.unwrap_or(0);
-        let json = if config.is_instance_of::<PyString>() {
-            config.extract::<String>()?
-        } else if config.is_instance_of::<PyDict>() {
-            py_to_json(config, "").map_err(|e| config_error(py, &e))?.to_string()
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err("config must be a dict or a JSON str"));
+        let config = match config.cast::<PyConfig>() {
+            Ok(validated) => validated.get().inner.clone(),
+            Err(_) => {
+                check_options_type(config, "config")?;
+                let options = options_from_py(config).map_err(|e| config_error(py, &e))?;
+                Config::from_options(options).map_err(|e| config_error(py, &e))?
+            }
         };
-        let config = Config::from_json(&json).map_err(|e| config_error(py, &locate_type_error(&json, e)))?;
         Ok(Self { inner: Mutex::new(tokenwell::TokenCache::new(config, entropy)) })
     }
 
@@ -345,6 +320,31 @@ impl PyTokenCache {
         outcome.map_err(|e| config_error(py, &e))
     }
 
+    /// Replaces the secrets with a secret file's `contents` (the one entry point
+    /// after a changed file was read). Returns whether they changed. A file with
+    /// no valid secret keeps the current secrets, queues one
+    /// `secret_file_rejected` event naming `source`, and raises `InvalidConfigError`.
+    fn replace_secrets_from_file(
+        &self,
+        py: Python<'_>,
+        contents: &str,
+        source: &str,
+        now_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let outcome = self.engine().replace_secrets_from_file(contents, source, now);
+        outcome.map_err(|e| config_error(py, &e))
+    }
+
+    /// The host could not read the secret file named by `source` (`problem`
+    /// says why, never its contents): the secrets stay, one
+    /// `secret_file_rejected` event is queued.
+    fn report_secret_file_problem(&self, source: &str, problem: &str, now_ms: &Bound<'_, PyAny>) -> PyResult<()> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        self.engine().report_secret_file_problem(source, problem, now);
+        Ok(())
+    }
+
     /// The next event as a dict (`at`, `actor_type`, `actor_id`, `type`, ...), or `None`.
     fn poll_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let event = self.engine().poll_event();
@@ -414,6 +414,12 @@ impl PyTokenCache {
         self.engine().config().fingerprint()
     }
 
+    /// `"client_secret_basic"` or `"client_secret_post"`.
+    #[getter]
+    fn auth_method(&self) -> &'static str {
+        self.engine().config().auth_method().as_str()
+    }
+
     /// The requested scopes.
     #[getter]
     fn scopes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
@@ -455,4 +461,17 @@ impl PyTokenCache {
             serde_name(&engine.state())
         )
     }
+}
+
+/// The 401 rule (`InvalidateOutcome::retry_request`): after an API answered 401
+/// for token T and `invalidate(T)` returned `outcome`, whether to retry the
+/// request once with the next token. Never after `"rate_limited"`; the retry
+/// itself is never retried.
+#[pyfunction]
+pub fn retry_request(outcome: &str) -> PyResult<bool> {
+    let outcome: InvalidateOutcome =
+        serde_json::from_value(serde_json::Value::String(outcome.to_owned())).map_err(|_| {
+            PyValueError::new_err("outcome must be one of \"invalidated\", \"not_current\", \"rate_limited\"")
+        })?;
+    Ok(outcome.retry_request())
 }

@@ -48,6 +48,14 @@ pub fn config_error(py: Python<'_>, error: &ConfigError) -> PyErr {
     }
 }
 
+/// An `InvalidConfigError` for a refusal the host found itself (an unreadable
+/// file, an argument of the wrong kind), worded by the engine like every other.
+#[pyfunction]
+#[pyo3(name = "config_error")]
+pub fn new_config_error<'py>(py: Python<'py>, field: &str, problem: &str) -> Bound<'py, PyAny> {
+    config_error(py, &ConfigError::new(field, problem)).into_value(py).into_bound(py).into_any()
+}
+
 /// A `SnapshotError` with the stable reason (`corrupt`, `fingerprint_mismatch`, ...).
 pub fn snapshot_error(py: Python<'_>, error: &SnapshotError) -> PyErr {
     let made = py

@@ -60,7 +60,7 @@ def test_prefix_hydra_url_and_several_secrets() -> None:
         (env(TOKEN_URL="http://auth.example/t"), "TOKEN_URL"),
         (env(TOKEN_URL=None, HYDRA_URL="ftp://hydra"), "HYDRA_URL"),
         (env(AUTH_METHOD="magic"), "AUTH_METHOD"),
-        (env(SCOPE="ok bad\u00e9"), "SCOPE"),
+        (env(SCOPE="ok bad\u00e9"), "SCOPE[1]"),
         (env(CLIENT_SECRET_FILE="/run/secret"), "CLIENT_SECRET"),
         (env(CLIENT_SECRET=None, CLIENT_SECRET_FILE="/nonexistent/secret"), "CLIENT_SECRET_FILE"),
         (env(CLIENT_SECRET="ok\x00" + SECRET), "CLIENT_SECRET"),
@@ -86,7 +86,7 @@ def test_overrides_win_and_fill_in_missing_variables(tmp_path: Path) -> None:
     assert b.engine.secret_count == 1
     # An override's own mistakes name the argument, not a variable.
     assert refused(env(), timeout="soon").field == "timeout"
-    assert refused(env(), scope=[3]).field == "scope[0]"
+    assert refused(env(), scope=[3]).field == "scope"
 
 
 def test_secret_file_from_the_environment(tmp_path: Path) -> None:

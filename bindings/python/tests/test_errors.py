@@ -89,7 +89,7 @@ def test_retry_at_is_an_aware_datetime_and_errors_pickle() -> None:
     assert type(again) is type(error) and again.retry_at_ms == error.retry_at_ms and str(again) == str(error)
     failed = cache.poll(1_700_000_000_200)
     assert failed.result == "fail" and isinstance(failed.error, tokenwell.RequestTimeoutError)
-    refused = pickle.loads(pickle.dumps(_errors._config_error("scope[0]", "is empty")))
+    refused = pickle.loads(pickle.dumps(_native.config_error("scope[0]", "is empty")))
     assert refused.field == "scope[0]"
 
 

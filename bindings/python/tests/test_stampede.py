@@ -11,7 +11,7 @@ from typing import Any, Callable, List
 
 import pytest
 
-from tokenwell import ServiceAccount, TransportRequest, TransportResponse, httpx_async_transport
+from tokenwell import HttpxAsyncTransport, ServiceAccount, TransportRequest, TransportResponse
 
 from conftest import WAIT, CountingTransport, EventLog, FakeClock, TokenServer, token_body
 
@@ -101,7 +101,7 @@ def test_1000_tasks_cold_over_loopback_httpx_make_one_request(token_server: Call
     pytest.importorskip("httpx")
     server = token_server()
     account = ServiceAccount(token_url=server.url, client_id="c", client_secret="s")
-    assert account._async_transport is httpx_async_transport
+    assert isinstance(account._async_transport, HttpxAsyncTransport)  # one client for the account
 
     async def main() -> List[str]:
         release = asyncio.Event()

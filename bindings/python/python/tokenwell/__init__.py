@@ -1,7 +1,7 @@
 """tokenwell: a correct, fast, self-healing OAuth 2.0 Client Credentials token
 for Python services and crons, driven by the tokenwell Rust engine.
 
-    from tokenwell import ServiceAccount
+    from tokenwell import RequestsAuth, ServiceAccount
 
     account = ServiceAccount(
         token_url="https://hydra.example/oauth2/token",
@@ -9,14 +9,19 @@ for Python services and crons, driven by the tokenwell Rust engine.
         client_secret=os.environ["CLIENT_SECRET"],
         scope=["billing:read"],
     )
-    requests.get(url, auth=account.requests_auth())
+    requests.get(url, auth=RequestsAuth(account))
 
 The engine (``TokenCache``, sans-IO) decides when to fetch, retry and which
-secret to use; ``ServiceAccount`` is the host that sends requests, keeps time,
-and persists the token for crons (``cache_path``).
+secret to use, the environment's meaning (``from_env``), secret-file
+rotation and the 401 rule; ``ServiceAccount`` is the host that sends
+requests, keeps time and an idle timer, and persists the token for crons
+(``cache_path``).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
+    ClosedError,
     ConfigurationError,
     EndpointNotFoundError,
     InvalidClientError,
@@ -41,22 +46,37 @@ from ._errors import (
     UnsupportedGrantTypeError,
     error_class,
 )
-from ._native import ENGINE_VERSION, Poll, Token, TokenCache, TokenRequest
-from ._account import AccessToken, ServiceAccount
-from ._transport import (
-    TransportFailure,
-    TransportRequest,
-    TransportResponse,
-    httpx_async_transport,
-    urllib_transport,
-)
+from ._native import ENGINE_VERSION, Config, Poll, Token, TokenCache, TokenRequest, retry_request
+from ._token import AccessToken, TokenSource
+from ._account import ServiceAccount
+from ._requests_auth import RequestsAuth
+from ._transport import TransportFailure, TransportRequest, TransportResponse
+from ._urllib import urllib_transport
+from ._httpx_transport import HttpxAsyncTransport, httpx_async_transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._httpx_auth import HttpxAuth
 
 __version__ = ENGINE_VERSION
+
+
+def __getattr__(name: str) -> Any:
+    # HttpxAuth subclasses httpx.Auth: httpx is imported only when it is asked for.
+    if name == "HttpxAuth":
+        from ._httpx_auth import HttpxAuth
+
+        return HttpxAuth
+    raise AttributeError(f"module 'tokenwell' has no attribute {name!r}")
 
 __all__ = [
     "ServiceAccount",
     "AccessToken",
+    "TokenSource",
+    "RequestsAuth",
+    "HttpxAuth",
+    "retry_request",
     "TokenCache",
+    "Config",
     "Poll",
     "Token",
     "TokenRequest",
@@ -65,6 +85,7 @@ __all__ = [
     "TransportFailure",
     "urllib_transport",
     "httpx_async_transport",
+    "HttpxAsyncTransport",
     "TokenError",
     "ConfigurationError",
     "InvalidConfigError",
@@ -86,6 +107,7 @@ __all__ = [
     "RequestTimeoutError",
     "MalformedResponseError",
     "StaleFetchError",
+    "ClosedError",
     "SnapshotError",
     "error_class",
     "ENGINE_VERSION",

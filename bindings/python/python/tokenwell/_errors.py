@@ -14,7 +14,8 @@ by who is at fault, so callers can catch what they can act on.
     │   ├── RateLimitedError, ServerError, TemporarilyUnavailableError,
     │   │   TransportError, RequestTimeoutError
     ├── MalformedResponseError      not a token response (HTML from a proxy, bad JSON, ...)
-    └── StaleFetchError             the host reported a fetch the engine is not waiting for
+    ├── StaleFetchError             the host reported a fetch the engine is not waiting for
+    └── ClosedError                 the account was closed (``close()`` / ``aclose()``)
 
 The engine builds these through ``_from_engine`` (one table, ``_KIND_CLASSES``);
 a test checks that table against every kind the engine defines. No message,
@@ -49,6 +50,7 @@ __all__ = [
     "RequestTimeoutError",
     "MalformedResponseError",
     "StaleFetchError",
+    "ClosedError",
     "SnapshotError",
     "error_class",
 ]
@@ -276,6 +278,17 @@ class StaleFetchError(TokenError):
     fault = "host"
 
 
+class ClosedError(TokenError):
+    """The account was closed (``close()`` / ``aclose()``): it hands out no
+    more tokens. Not an engine kind: the engine has no notion of closing."""
+
+    kind = "closed"
+    fault = "host"
+
+    def __init__(self, message: str = "the ServiceAccount is closed", **kw: Any) -> None:
+        super().__init__(message, **kw)
+
+
 class SnapshotError(ValueError):
     """A persisted token snapshot was refused. ``reason`` is ``"corrupt"``,
     ``"unsupported_version"``, ``"fingerprint_mismatch"`` or ``"expired"``."""
@@ -341,12 +354,8 @@ def _from_engine(
     )
 
 
-def _config_error(field: str, problem: str, message: Optional[str] = None) -> InvalidConfigError:
-    """Called by the native module for every engine ``ConfigError``; also used
-    by the Python side for arguments it checks itself."""
-    return InvalidConfigError(
-        message or f"invalid configuration: {field}: {problem}",
-        field=field,
-        problem=problem,
-        description=problem,
-    )
+def _config_error(field: str, problem: str, message: str) -> InvalidConfigError:
+    """Called by the native module for every engine ``ConfigError`` (the engine
+    words ``message``; refusals found in Python go through
+    ``_native.config_error`` too)."""
+    return InvalidConfigError(message, field=field, problem=problem, description=problem)

@@ -1,5 +1,6 @@
-"""``python -m tokenwell.bench``: the cost of a cache hit next to a bare Python
-floor, and the stampede request counts, from one run.
+"""``make bench`` (``python bench/bench.py``): the cost of a cache hit next to a
+bare Python floor, the stampede request counts, and the cold first token sync
+against asyncio, from one run. Not part of the installed package.
 
 - cache hit: ``account.get_token()`` with a valid token (stays in Python);
 - floor: a plain function returning a cached string after a ``time()`` compare,
@@ -8,7 +9,10 @@ floor, and the stampede request counts, from one run.
 - what one native ``poll`` costs, for comparison (a hit never pays it);
 - token requests made by 200 threads and by 1000 asyncio tasks asking at
   once, cold and at the refresh-ahead point, against a loopback token endpoint
-  (``http.server`` on 127.0.0.1, stopped at the end).
+  (``loopback.py``: ``http.server`` on 127.0.0.1, stopped at the end);
+- the cold first token of a new account, ``get_token()`` against
+  ``await get_token_async()``, on that endpoint (the first of the process,
+  which pays the imports, and the median of the next ones).
 
 ``--strict`` exits non-zero if the ratio misses its target; any stampede count
 other than 1 always does.
@@ -22,61 +26,22 @@ import json
 import platform
 import sys
 import threading
+import statistics
+import subprocess
 import timeit
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from time import time
 from typing import Any, Callable, Dict, List
 
-from . import ENGINE_VERSION, ServiceAccount, TokenCache, TransportResponse
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import LoopbackTokenServer  # noqa: E402
+
+from tokenwell import ENGINE_VERSION, ServiceAccount, TokenCache, TransportResponse  # noqa: E402
 
 THREADS = 200
 TASKS = 1000
 TARGET = 1.5
-
-
-class _LoopbackTokenServer:
-    """A token endpoint on 127.0.0.1 that counts requests; ``gate`` holds answers."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-        self.gate = threading.Event()
-        self.gate.set()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with server.lock:
-                    server.count += 1
-                    n = server.count
-                server.gate.wait(30)
-                body = json.dumps({"access_token": f"at-{n}", "token_type": "Bearer", "expires_in": 3600}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/oauth2/token"
-
-    def close(self) -> None:
-        self.gate.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class _Clock:
@@ -132,7 +97,7 @@ def _threads(n: int, call: Callable[[], str], arrived: Callable[[], None]) -> Li
         return list(pool.map(one, range(n)))
 
 
-def _open_when(count: int, server: _LoopbackTokenServer) -> Callable[[], None]:
+def _open_when(count: int, server: LoopbackTokenServer) -> Callable[[], None]:
     seen = [0]
     lock = threading.Lock()
 
@@ -152,7 +117,7 @@ def _wait_refreshed(acquired: threading.Event) -> None:
 
 def stampede_threads() -> Dict[str, int]:
     out: Dict[str, int] = {}
-    server = _LoopbackTokenServer()
+    server = LoopbackTokenServer()
     try:
         clock = _Clock()
         acquired = threading.Event()
@@ -179,7 +144,7 @@ def stampede_threads() -> Dict[str, int]:
 
 def stampede_tasks() -> Dict[str, int]:
     out: Dict[str, int] = {}
-    server = _LoopbackTokenServer()
+    server = LoopbackTokenServer()
     try:
         clock = _Clock()
 
@@ -215,12 +180,64 @@ def stampede_tasks() -> Dict[str, int]:
     return out
 
 
+def cold_tokens(mode: str, accounts: int) -> List[float]:
+    """Seconds to the first token of ``accounts`` new accounts, one after the
+    other, in this process (``mode``: ``sync`` or ``async``)."""
+    from time import perf_counter
+
+    server = LoopbackTokenServer()
+    times: List[float] = []
+    try:
+        if mode == "sync":
+            for _ in range(accounts):
+                with ServiceAccount(token_url=server.url, client_id="bench", client_secret="bench-secret") as account:
+                    started = perf_counter()
+                    account.get_token()
+                    times.append(perf_counter() - started)
+        else:
+
+            async def run() -> None:
+                for _ in range(accounts):
+                    async with ServiceAccount(
+                        token_url=server.url, client_id="bench", client_secret="bench-secret"
+                    ) as account:
+                        started = perf_counter()
+                        await account.get_token_async()
+                        times.append(perf_counter() - started)
+
+            asyncio.run(run())
+    finally:
+        server.close()
+    return times
+
+
+def cold_first_token(rounds: int, accounts: int) -> Dict[str, Dict[str, float]]:
+    """``cold_tokens`` in fresh processes, sync and async taking turns: the
+    median over rounds of the process's first token and of the later ones (ms)."""
+    seen: Dict[str, Dict[str, List[float]]] = {m: {"first": [], "later": []} for m in ("sync", "async")}
+    for _ in range(rounds):
+        for mode in ("sync", "async"):
+            done = subprocess.run(
+                [sys.executable, __file__, "--cold-run", mode, str(accounts)],
+                capture_output=True, text=True, check=True, timeout=300,
+            )
+            times = json.loads(done.stdout)
+            seen[mode]["first"].append(times[0] * 1e3)
+            seen[mode]["later"].append(statistics.median(times[1:]) * 1e3)
+    return {mode: {k: statistics.median(v) for k, v in parts.items()} for mode, parts in seen.items()}
+
+
 def main(argv: Any = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenwell.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--number", type=int, default=1_000_000, help="calls per timing (default 1000000)")
     parser.add_argument("--repeat", type=int, default=7, help="timings, best kept (default 7)")
     parser.add_argument("--strict", action="store_true", help=f"fail if the ratio is above {TARGET}")
+    parser.add_argument("--cold-rounds", type=int, default=5, help="fresh processes per mode for the cold token (5)")
+    parser.add_argument("--cold-run", nargs=2, metavar=("MODE", "ACCOUNTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cold_run:
+        print(json.dumps(cold_tokens(args.cold_run[0], int(args.cold_run[1]))))
+        return 0
 
     print(f"tokenwell {ENGINE_VERSION} bench: Python {platform.python_version()} on {platform.machine()}")
     hit = measure_hit(args.number, args.repeat)
@@ -239,6 +256,13 @@ def main(argv: Any = None) -> int:
     ]
     for label, count in rows:
         print(f"stampede   {label:<40} {count} token request{'s' if count != 1 else ''}")
+    cold = cold_first_token(args.cold_rounds, 20)
+    for mode in ("sync", "async"):
+        label = "get_token()" if mode == "sync" else "await get_token_async()"
+        print(
+            f"cold token {label:<24} first of the process {cold[mode]['first']:6.1f} ms, "
+            f"a new account after that {cold[mode]['later']:5.1f} ms (medians of {args.cold_rounds} processes)"
+        )
     failed = any(count != 1 for _, count in rows) or (args.strict and hit["ratio"] > TARGET)
     return 1 if failed else 0
 

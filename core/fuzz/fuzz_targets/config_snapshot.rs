@@ -25,7 +25,7 @@ use tokenwell_fuzz::{
 };
 
 /// Every option name `ConfigOptions` knows, plus the `client_secrets` alias.
-const OPTION_NAMES: [&str; 25] = [
+const OPTION_NAMES: [&str; 27] = [
     "token_url",
     "client_id",
     "client_secret",
@@ -50,6 +50,8 @@ const OPTION_NAMES: [&str; 25] = [
     "max_retry_after_ms",
     "config_error_hold_ms",
     "invalidate_min_interval_ms",
+    "outage_grace",
+    "outage_grace_safety_ms",
     "colour",
 ];
 

@@ -5,7 +5,9 @@
 //! jumps to `next_wakeup`.
 //!
 //! After every step it checks what `core/tests/properties.rs` checks, on any
-//! input: no panic; a token is never served at or after its `usable_until`; at
+//! input: no panic; a token is never served at or after its `usable_until`,
+//! except under outage grace (a transient failure in progress, grace enabled),
+//! and then never at or after `expires_at` less the grace safety; at
 //! most one fetch is in flight and the engine never has one the host was not
 //! told about; nothing is sent before the `retry_at` of the last backoff; every
 //! request authenticates with a currently configured secret; no secret the
@@ -62,6 +64,7 @@ struct PolicyChoice {
     max_retry_after: u8,
     hold: u8,
     invalidate_interval: u8,
+    grace: u8,
 }
 
 const CLIENT_IDS: [&str; 3] = ["fuzz-client", "client:with+weird é/chars", "c"];
@@ -95,7 +98,7 @@ impl Setup {
             pick(&[(1_000u64, 60_000u64, 100u64), (1, 1, 0), (5_000, 86_400_000, 5_000)], p.backoff);
         let (ahead, ahead_jitter) =
             pick(&[(0.75, 0.05), (0.5, 0.0), (0.01, 0.0), (0.99, 0.0), (0.5, 0.49)], p.refresh_ahead);
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "token_url": "https://auth.example/oauth2/token",
             "client_id": client_id,
             "client_secret": secrets,
@@ -116,6 +119,15 @@ impl Setup {
             "config_error_hold_ms": pick(&[1u64, 300_000, 86_400_000], p.hold),
             "invalidate_min_interval_ms": pick(&[0u64, 10_000, 86_400_000], p.invalidate_interval),
         });
+        // Outage grace: the default (on), off, or on with no or a long safety.
+        match p.grace % 4 {
+            0 => {}
+            1 => json["outage_grace"] = false.into(),
+            n => {
+                json["outage_grace"] = true.into();
+                json["outage_grace_safety_ms"] = (if n == 2 { 0u64 } else { 600_000 }).into();
+            }
+        }
         Config::from_json(&json.to_string()).expect("the harness builds only valid configurations")
     }
 }
@@ -532,6 +544,10 @@ struct Model {
     last_now: Option<u64>,
     /// The clock went backwards on this cache at least once.
     shifted: bool,
+    /// The last refresh failed for a transient reason and nothing has ended
+    /// the streak since (a token, a hold, an invalidation): outage grace may
+    /// serve the cached token past `usable_until`.
+    outage: bool,
     /// The configured secrets, current first.
     current: Vec<&'static str>,
     /// Every secret this cache was ever given.
@@ -550,6 +566,7 @@ impl Model {
             not_before: None,
             last_now: None,
             shifted: false,
+            outage: false,
             current: secrets.to_vec(),
             known: secrets.to_vec(),
             last_served: None,
@@ -607,11 +624,28 @@ impl Harness {
         assert_no_secret(what, &format!("{without_scope:?}"), &self.model.known);
     }
 
-    fn check_served(&mut self, token: &Token) {
+    /// Where outage grace stops serving `token`: `expires_at` less the safety,
+    /// never more than the margin.
+    fn grace_end(&self, token: &Token) -> u64 {
+        let safety = self.cache.config().policy().outage_grace_safety_ms;
+        token.expires_at - safety.min(token.expires_at - token.usable_until)
+    }
+
+    /// `outage_now`: a transient failure is in progress, known from earlier
+    /// events or begun in this very call (a fetch abandoned at its deadline).
+    fn check_served(&mut self, token: &Token, outage_now: bool) {
         self.check_token("served token", token);
         let now = self.now;
-        assert!(now < token.usable_until, "served at {now}, but usable only until {}: {token:?}", token.usable_until);
-        if !self.model.shifted && token.expires_at < u64::MAX / 2 {
+        let grace = self.cache.config().policy().outage_grace && outage_now;
+        if now >= token.usable_until {
+            assert!(
+                grace,
+                "served at {now}, but usable only until {} and no outage grace: {token:?}",
+                token.usable_until
+            );
+            let end = self.grace_end(token);
+            assert!(now < end, "served at {now} under outage grace, which ends at {end}: {token:?}");
+        } else if !self.model.shifted && token.expires_at < u64::MAX / 2 {
             let margin = self.cache.config().policy().refresh_margin_ms.min((token.expires_at - token.received_at) / 2);
             assert!(now < token.expires_at - margin, "served at {now} inside the refresh margin: {token:?}");
         }
@@ -665,10 +699,14 @@ impl Harness {
 
     fn poll(&mut self) {
         self.model.observe(self.now);
+        // A fetch past its deadline is abandoned by this poll, as a timeout:
+        // that starts an outage before the token is looked at.
+        let abandons = self.model.outstanding.is_some_and(|(_, deadline)| self.now >= deadline);
+        let outage_now = self.model.outage || abandons;
         match self.cache.poll(self.now) {
-            Poll::Ready { token } => self.check_served(&token),
+            Poll::Ready { token } => self.check_served(&token, outage_now),
             Poll::ReadyAndSend { token, request } => {
-                self.check_served(&token);
+                self.check_served(&token, outage_now);
                 self.check_send(&request);
             }
             Poll::Send { request } => self.check_send(&request),
@@ -897,7 +935,9 @@ impl Harness {
         let wakeup = self.cache.next_wakeup();
         if let Some(token) = self.cache.current_token() {
             let w = wakeup.expect("a cached token, but no wakeup");
-            assert!(w <= token.usable_until, "wakeup {w} after the token's usable_until {}", token.usable_until);
+            let limit =
+                if self.model.outage { self.grace_end(token).max(token.usable_until) } else { token.usable_until };
+            assert!(w <= limit, "wakeup {w} after the token's last servable instant {limit}: {token:?}");
         }
         if let Some((_, deadline)) = self.model.outstanding {
             assert!(wakeup.is_some_and(|w| w <= deadline), "wakeup {wakeup:?} after the fetch deadline {deadline}");
@@ -941,7 +981,11 @@ impl Harness {
             assert_eq!(event.actor_type, "client");
             match event.kind {
                 EventKind::RefreshFailed { .. } | EventKind::SecretFallback { .. } => self.model.not_before = None,
-                EventKind::BackoffScheduled { retry_at, .. } => self.model.not_before = Some(retry_at),
+                EventKind::BackoffScheduled { retry_at, hold, .. } => {
+                    self.model.not_before = Some(retry_at);
+                    self.model.outage = !hold;
+                }
+                EventKind::TokenAcquired { .. } | EventKind::TokenInvalidated { .. } => self.model.outage = false,
                 EventKind::SecretsReplaced { hold_lifted: true, .. } => self.model.not_before = None,
                 _ => {}
             }

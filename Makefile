@@ -68,3 +68,20 @@ fuzz:
 fuzz-smoke:
 	@bash scripts/setup-fuzz.sh
 	bash core/fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
+# Release artifacts (scripts/dist.sh; nothing is published): every npm package (the main
+# package with its wasm engine, @tokenwell/linux-{x64,arm64}-{gnu,musl} cross-built with zig,
+# glibc 2.17), the abi3 wheels (manylinux2014 and musllinux_1_2, x86_64 and aarch64) and the
+# sdist, into dist/; then npm publish --dry-run, twine check and scripts/verify-dist.py.
+# dist-host builds only this machine's (what the install tests of make test use);
+# dist-check checks whatever dist/ holds. Tools install on first use (scripts/setup-dist.sh).
+.PHONY: dist dist-host dist-check
+
+dist: setup
+	bash scripts/dist.sh all
+
+dist-host: setup
+	bash scripts/dist.sh host
+
+dist-check:
+	python3 scripts/verify-dist.py

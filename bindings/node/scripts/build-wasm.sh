@@ -2,7 +2,9 @@
 # Builds the npm package's wasm engine into wasm/ (git-ignored):
 #   1. the crate bindings/wasm for wasm32-unknown-unknown, with a size-optimised
 #      profile given on the command line (opt-level "z", LTO, one codegen unit;
-#      the workspace's release profile stays as it is);
+#      the workspace's release profile stays as it is; no `strip`, so that
+#      wasm-bindgen sees the target_features section; it drops the name and
+#      producers sections itself);
 #   2. the JS glue with the wasm-bindgen CLI at the crate's exact version
 #      (scripts/setup-wasm-bindgen.sh), target no-modules: a plain script
 #      with no import/export and no file access, so the same glue serves
@@ -19,12 +21,12 @@ bash "$repo/scripts/setup-rust.sh"
 cargo build -q -p tokenwell-wasm --manifest-path "$repo/Cargo.toml" --target wasm32-unknown-unknown \
   --config 'profile.wasm-release.inherits="release"' \
   --config 'profile.wasm-release.opt-level="z"' \
-  --config 'profile.wasm-release.strip=true' \
   --profile wasm-release
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
-"$bindgen" --target no-modules --weak-refs --no-typescript --out-dir "$staging" --out-name tokenwell_wasm \
+"$bindgen" --target no-modules --weak-refs --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir "$staging" --out-name tokenwell_wasm \
   "$target_dir/wasm32-unknown-unknown/wasm-release/tokenwell_wasm.wasm"
 {
   echo "'use strict';"

@@ -7,12 +7,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [[ -n ${TOKENWELL_SERVERS:-} ]] || { echo "TOKENWELL_SERVERS is not set: use tests/integration/run.sh" >&2; exit 2; }
 
 hosts=("$@")
-((${#hosts[@]})) || hosts=(rust node python component)
+((${#hosts[@]})) || hosts=(rust node python component install)
 
 run_host() {
   case $1 in
     rust) cargo test -q -p tokenwell-integration -- --test-threads=4 --nocapture ;;
     node | python | component) make --no-print-directory -C "bindings/$1" e2e ;;
+    install) bash scripts/test-install.sh ;;
     *) echo "unknown host $1" >&2; return 2 ;;
   esac
 }

@@ -4,6 +4,7 @@
 # and runs the examples of every runtime against it, then stops everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/check-prereqs.sh demo
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT

@@ -203,7 +203,10 @@ class EngineHost:
         if not self._refresh_when_idle or self._closed:
             return
         wake = self._cache.next_wakeup()
-        if wake is None or wake == self._timer_at:
+        if wake == self._timer_at:
+            return
+        if wake is None:  # nothing to wake for (e.g. the token was invalidated): cancel
+            self._timer_ticket, self._timer_at = 0, None
             return
         self._timer_at = wake
         self._timer_ticket = _timer.schedule(self, wake / 1000.0 - self._clock())

@@ -42,7 +42,11 @@ def _client_settings(request: TransportRequest) -> Tuple[ssl.SSLContext, bool]:
 def _new_client(verify: ssl.SSLContext, https: bool) -> "httpx.AsyncClient":
     import httpx
 
-    return httpx.AsyncClient(follow_redirects=False, verify=verify, trust_env=https)
+    # No keep-alive: token requests are minutes apart (single flight makes a
+    # stampede one request), so a kept connection would only outlive its loop
+    # when asyncio.run() returns. What is reused is the client itself.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    return httpx.AsyncClient(follow_redirects=False, verify=verify, trust_env=https, limits=limits)
 
 
 async def _exchange(client: "httpx.AsyncClient", request: TransportRequest) -> TransportResponse:

@@ -7,9 +7,7 @@ servers (127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, List, Optional, Set, Tuple
+from typing import Any, List
 
 import pytest
 
@@ -20,67 +18,6 @@ from conftest import WAIT, TokenServer
 
 requests = pytest.importorskip("requests")
 httpx = pytest.importorskip("httpx")
-
-
-class ApiServer:
-    """A loopback API (127.0.0.1) that accepts only the bearer tokens in ``valid``."""
-
-    def __init__(self, valid: Set[str]) -> None:
-        self.valid = valid
-        self.seen: List[Tuple[str, str, bytes]] = []  # (path, authorization, body)
-        # Called with the bearer token before each answer (to act as another caller would).
-        self.before_answer: Optional[Callable[[str], None]] = None
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def answer(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                auth = self.headers.get("Authorization", "")
-                server.seen.append((self.path, auth, body))
-                if server.before_answer is not None:
-                    server.before_answer(auth[7:])
-                ok = auth.startswith("Bearer ") and auth[7:] in server.valid
-                payload = b"ok" if ok else b'{"error":"invalid_token"}'
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = answer
-            do_POST = answer
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/invoices"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(WAIT)
-
-
-@pytest.fixture
-def api() -> Iterator[Callable[[Set[str]], ApiServer]]:
-    servers: List[ApiServer] = []
-
-    def start(valid: Set[str]) -> ApiServer:
-        servers.append(ApiServer(valid))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 WAYS = ["requests", "httpx-sync", "httpx-async"]

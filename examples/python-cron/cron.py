@@ -42,7 +42,8 @@ def main() -> int:
 
     def on_event(event: Dict[str, Any]) -> None:
         seen.append(event)
-        if event["type"] in ("cache_ignored", "cache_write_failed", "refresh_failed", "secret_file_error"):
+        if event["type"] in ("cache_ignored", "cache_write_failed", "refresh_failed", "secret_file_rejected",
+                             "outage_grace_served"):
             details = {k: v for k, v in event.items() if k not in ("type", "actor_type", "actor_id", "at")}
             print(f"cron: {event['type']}: {details}", file=sys.stderr)
 

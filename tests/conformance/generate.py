@@ -152,7 +152,7 @@ def ok_body(token="at-1", expires_in=3600, token_type="Bearer", **more):
 
 def respond(at, fetch_id, status=200, body_text=None, hdrs=None, **expect):
     step = {"do": "respond", "at": at, "fetch_id": fetch_id, "status": status,
-            "headers": hdrs or [["Content-Type", "application/json"]],
+            "headers": [["Content-Type", "application/json"]] if hdrs is None else hdrs,
             "body": ok_body() if body_text is None else body_text}
     if expect:
         step["expect"] = expect
@@ -319,14 +319,15 @@ config_error("config-empty-audience", "An empty audience is refused.", config(au
 
 # ---- 3. response parsing and lifetimes ---------------------------------------------------
 
-def lifetime_scenario(name, description, expires_json, lifetime, source="expires_in", **cfg):
+def lifetime_scenario(name, description, expires_json, lifetime, source="expires_in", clamped=False, **cfg):
     text = '{"access_token":"at-1","token_type":"Bearer"%s}' % (
         "" if expires_json is None else ',"expires_in":' + expires_json)
     scenario(name, description, ["response parsing", "lifetime"], config(**cfg), [
         poll(T, result="send"),
         respond(T + 100, 1, 200, text, result="token",
                 token={"access_token": "at-1", "lifetime_source": source, **times(T + 100, lifetime)}),
-        {"do": "events"},
+        events({"type": "refresh_started"},
+               {"type": "token_acquired", "lifetime_source": source, "lifetime_clamped": clamped}),
     ])
 
 
@@ -336,11 +337,13 @@ lifetime_scenario("lifetime-expires-in-missing", "No expires_in and no JWT: the 
                   "default")
 lifetime_scenario("lifetime-expires-in-missing-custom-default", "The default lifetime is configurable.", None, 120_000,
                   "default", default_lifetime_ms=120_000)
-lifetime_scenario("lifetime-expires-in-zero", "expires_in 0 is raised to the minimum lifetime (1 s).", "0", 1_000)
-lifetime_scenario("lifetime-expires-in-negative", "expires_in -5 is raised to the minimum lifetime.", "-5", 1_000)
+lifetime_scenario("lifetime-expires-in-zero", "expires_in 0 is raised to the minimum lifetime (1 s).", "0", 1_000,
+                  clamped=True)
+lifetime_scenario("lifetime-expires-in-negative", "expires_in -5 is raised to the minimum lifetime.", "-5", 1_000,
+                  clamped=True)
 lifetime_scenario("lifetime-expires-in-fractional", "expires_in 1.5 is 1500 ms.", "1.5", 1_500)
 lifetime_scenario("lifetime-expires-in-absurd", "expires_in 10^12 is lowered to the maximum (24 h).", "1000000000000",
-                  86_400_000)
+                  86_400_000, clamped=True)
 lifetime_scenario("lifetime-expires-in-not-numeric", "A non-numeric expires_in is treated as absent.", '"soon"', 300_000,
                   "default")
 lifetime_scenario("lifetime-expires-in-null", "expires_in null is treated as absent.", "null", 300_000, "default")
@@ -376,29 +379,57 @@ token_type_scenario("token-type-missing", "A missing token_type is taken as Bear
 token_type_scenario("token-type-mac", "token_type mac is refused with a clear, retryable error.", '"mac"', False)
 
 
-def malformed_scenario(name, description, status, text, kind, hdrs=None, contains=None):
+def malformed_scenario(name, description, status, text, kind, hdrs=None, says=None):
     expect = err(kind, status=status, retry_at=T + 100 + 1000, retryable=True)
+    if says is not None:
+        expect["error"]["description"] = says
     scenario(name, description, ["response parsing", "errors"], config(), [
         poll(T, result="send"),
-        {**respond(T + 100, 1, status, text, hdrs or [["Content-Type", "text/html"]]), "expect": expect},
+        {**respond(T + 100, 1, status, text, [["Content-Type", "text/html"]] if hdrs is None else hdrs),
+         "expect": expect},
         fail(T + 200, kind, retry_at=T + 1100, status=status),
         send(T + 1100, 2),
     ])
 
 
+HTML_PAGE = "with an HTML body (not JSON; a proxy or load balancer page?)"
 malformed_scenario("response-html-502", "An HTML 502 from a proxy is a server error: retried with backoff.", 502,
-                   "<html><body><h1>502 Bad Gateway</h1></body></html>", "server_error")
+                   "<html><body><h1>502 Bad Gateway</h1></body></html>", "server_error", says="HTTP 502 " + HTML_PAGE)
 malformed_scenario("response-html-200", "An HTML page with 200 (a captive proxy) is a malformed response.", 200,
-                   "<!DOCTYPE html><html><body>Sign in</body></html>", "malformed_response")
+                   "<!DOCTYPE html><html><body>Sign in</body></html>", "malformed_response",
+                   says="HTTP 200 " + HTML_PAGE)
+malformed_scenario("response-html-without-content-type", "An HTML page is recognised by its first bytes when no "
+                   "Content-Type says so.", 200, "  <!doctype html><p>Sign in</p>", "malformed_response", hdrs=[],
+                   says="HTTP 200 " + HTML_PAGE)
+malformed_scenario("response-html-content-type-only", "A Content-Type naming HTML is enough to say so, whatever the "
+                   "body starts with.", 503, "<h1>Service Unavailable</h1>", "server_error",
+                   hdrs=[["Content-Type", "text/html; charset=utf-8"]], says="HTTP 503 " + HTML_PAGE)
+malformed_scenario("response-text-with-content-type", "A plain-text error page is described with its Content-Type.",
+                   502, "upstream connect error", "server_error", hdrs=[["Content-Type", "text/plain"]],
+                   says="HTTP 502 with a text/plain body that is not valid JSON")
+malformed_scenario("response-text-without-content-type", "A body that is not JSON, without a Content-Type.", 500,
+                   "upstream connect error", "server_error", hdrs=[],
+                   says="HTTP 500 with a body that is not valid JSON")
+malformed_scenario("response-json-not-an-object", "A JSON value that is not an object is not a token response.", 200,
+                   '["at-1"]', "malformed_response", hdrs=[["Content-Type", "application/json"]],
+                   says="HTTP 200 with a JSON body that is not a token response object")
 malformed_scenario("response-empty-body", "An empty 200 body is malformed.", 200, "", "malformed_response",
-                   hdrs=[["Content-Type", "application/json"]])
+                   hdrs=[["Content-Type", "application/json"]], says="HTTP 200 with an empty body")
 malformed_scenario("response-invalid-json", "Invalid JSON is malformed.", 200, '{"access_token": "at-1",',
                    "malformed_response", hdrs=[["Content-Type", "application/json"]])
 malformed_scenario("response-missing-access-token", "A JSON object without access_token is malformed.", 200,
                    '{"token_type":"Bearer","expires_in":3600}', "malformed_response",
-                   hdrs=[["Content-Type", "application/json"]])
-malformed_scenario("response-redirect", "Redirects are not followed: a 302 is malformed.", 302, "", "malformed_response",
-                   hdrs=[["Location", "https://elsewhere.example/"]])
+                   hdrs=[["Content-Type", "application/json"]], says="response has no access_token")
+malformed_scenario("response-empty-access-token", "An empty access_token is no token (it would be an empty "
+                   "Authorization header).", 200, '{"access_token":"","token_type":"Bearer","expires_in":3600}',
+                   "malformed_response", hdrs=[["Content-Type", "application/json"]], says="access_token is empty")
+malformed_scenario("response-access-token-not-a-string", "An access_token that is not a string is malformed.", 200,
+                   '{"access_token":12345,"token_type":"Bearer"}', "malformed_response",
+                   hdrs=[["Content-Type", "application/json"]], says="access_token is not a string")
+malformed_scenario("response-redirect", "Redirects are not followed: a 302 is malformed, and the description says "
+                   "to check token_url.", 302, "", "malformed_response",
+                   hdrs=[["Location", "https://elsewhere.example/"]],
+                   says="unexpected HTTP 302 (redirects are not followed; check token_url)")
 
 scenario("response-error-body-with-200", "A 200 carrying an RFC 6749 error object is that error, not a token.",
          ["response parsing", "errors"], config(), [
@@ -1146,6 +1177,272 @@ scenario("refresh-ahead-jitter-seeded", "The refresh point is spread around 75 %
              ready(refresh - 1),
              poll(refresh, result="ready_and_send"),
          ], entropy=7)
+
+
+# ---- 13. the rarer branches and exact boundaries ---------------------------------------------------
+#
+# Each scenario pins one decision that no scenario above reaches: found by mutation testing of the engine
+# (make mutants), which showed that the branch could be changed or deleted without any host noticing.
+
+scenario("response-token-beside-an-error-code", "A 2xx body holding an access_token is a token, even beside an "
+         "error member.", ["response parsing", "errors"], config(), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, ok_body(error="invalid_request"), result="token",
+                     token={"access_token": "at-1", **times(T + 100, 3_600_000)}),
+         ])
+scenario("response-error-code-beside-a-token", "A non-2xx body with an error member is that error, even beside an "
+         "access_token.", ["response parsing", "errors"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 100, 1, 400, ok_body(error="invalid_scope")),
+              "expect": err("invalid_scope", status=400, oauth_error="invalid_scope", retryable=False,
+                            retry_at=T + 100 + HOLD)},
+         ])
+scenario("response-unknown-error-code-on-5xx", "An unknown error code on a 5xx is a server error: retried with "
+         "backoff, not held as a rejection.", ["errors", "backoff"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 100, 1, 503, '{"error":"database_unavailable"}'),
+              "expect": err("server_error", fault="authorization_server", retryable=True, retry_at=T + 1100,
+                            status=503, oauth_error="database_unavailable")},
+             send(T + 1100, 2),
+         ])
+scenario("response-server-error-code-on-4xx", "The server_error code is a server error whatever the status.",
+         ["errors", "backoff"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 100, 1, 400, '{"error":"server_error","error_description":"try again"}'),
+              "expect": err("server_error", retryable=True, retry_at=T + 1100, status=400, oauth_error="server_error",
+                            description="try again")},
+             send(T + 1100, 2),
+         ])
+hold_scenario("hold-invalid-target", "invalid_target (RFC 8707) is a configuration fault: held.", 400,
+              '{"error":"invalid_target"}', "invalid_target", "invalid_target", audience=["https://api.example"])
+hold_scenario("hold-invalid-grant", "invalid_grant is held like the other configuration-class codes.", 400,
+              '{"error":"invalid_grant"}', "invalid_grant", "invalid_grant")
+
+LIMIT = 128
+AT_LIMIT = "a" * (LIMIT - len(ok_body("")))
+assert len(ok_body(AT_LIMIT).encode()) == LIMIT
+scenario("response-body-exactly-the-limit", "A body of exactly max_response_bytes is read; one byte more is refused.",
+         ["response parsing", "body size limit"], config(max_response_bytes=LIMIT), [
+             poll(T, result="send"),
+             respond(T + 100, 1, 200, ok_body(AT_LIMIT), result="token", token={"access_token": AT_LIMIT}),
+             {"do": "invalidate", "at": T + 200, "token": AT_LIMIT, "expect": {"result": "invalidated"}},
+             send(T + 201, 2),
+             {**respond(T + 300, 2, 200, ok_body(AT_LIMIT + "a")),
+              "expect": err("malformed_response", description=f"response body is larger than {LIMIT} bytes")},
+         ])
+
+SAID = "d" * 300
+scenario("response-description-cut-at-300-characters", "Server text is shown whole up to 300 characters; longer text "
+         "is cut there and marked with an ellipsis; control characters are dropped first.",
+         ["errors", "response parsing"], config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 503, json.dumps({"error": "temporarily_unavailable", "error_description": SAID})),
+              "expect": err("temporarily_unavailable", description=SAID, retry_at=T + 1010)},
+             send(T + 1010, 2),
+             {**respond(T + 1020, 2, 503, json.dumps({"error": "temporarily_unavailable",
+                                                       "error_description": "e" * 400})),
+              "expect": err("temporarily_unavailable", description="e" * 300 + "…", retry_at=T + 3020)},
+             send(T + 3020, 3),
+             {**respond(T + 3030, 3, 503, json.dumps({"error": "temporarily_unavailable",
+                                                       "error_description": "line one\nline\ttwo\u0000" + SAID[15:]})),
+              "expect": err("temporarily_unavailable", description="line onelinetwo" + SAID[15:])},
+         ])
+
+lifetime_scenario("lifetime-exactly-the-minimum", "expires_in 1 is exactly the minimum lifetime (1 s): kept as it is, "
+                  "not reported as clamped.", "1", 1_000)
+lifetime_scenario("lifetime-exactly-the-maximum", "expires_in 86400 is exactly the maximum lifetime (24 h): kept as "
+                  "it is, not reported as clamped.", "86400", 86_400_000)
+
+
+def jwt_payload_chars(chars, exp):
+    """A JWT whose payload (claims padded with a filler claim) is exactly `chars` base64url characters."""
+    assert chars % 4 == 0
+    skeleton = json.dumps({"exp": exp, "pad": ""}, separators=(",", ":"))
+    claims = json.dumps({"exp": exp, "pad": "x" * (chars // 4 * 3 - len(skeleton))}, separators=(",", ":"))
+    payload = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=").decode()
+    assert len(payload) == chars
+    return "eyJhbGciOiJSUzI1NiJ9." + payload + ".c2lnbmF0dXJl"
+
+
+def jwt_lifetime_scenario(name, description, token, from_jwt):
+    lifetime = JWT_EXP * 1000 - (T + 100) if from_jwt else 300_000
+    scenario(name, description, ["response parsing", "lifetime", "jwt"], config(), [
+        poll(T, result="send"),
+        respond(T + 100, 1, 200, json.dumps({"access_token": token, "token_type": "Bearer"}), result="token",
+                token={"lifetime_source": "jwt_exp" if from_jwt else "default", **times(T + 100, lifetime)}),
+    ])
+
+
+jwt_lifetime_scenario("lifetime-jwt-payload-at-the-cap", "A JWT payload of exactly 16 KiB is still read for its exp.",
+                      jwt_payload_chars(16 * 1024, JWT_EXP), True)
+jwt_lifetime_scenario("lifetime-jwt-payload-over-the-cap", "A JWT payload over 16 KiB is not decoded: the default "
+                      "lifetime applies.", jwt_payload_chars(16 * 1024 + 4, JWT_EXP), False)
+jwt_lifetime_scenario("lifetime-jwt-more-than-three-parts", "A token of four dot-separated parts is no JWT (a JWE has "
+                      "five): the default lifetime applies.", JWT_TOKEN + ".c2lnbmF0dXJl", False)
+
+scenario("snapshot-export-ends-at-usable-until", "A token is exported while it may be served, and not from its usable "
+         "limit on: a file never carries a token the next run must not use.", ["snapshot", "refresh margin"],
+         config(scope="billing:read"), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "export_snapshot", "at": tt["usable_until"] - 1,
+              "expect": {"result": "snapshot", "snapshot": {"access_token": "at-1"}}},
+             {"do": "export_snapshot", "at": tt["usable_until"], "expect": {"result": "none"}},
+         ])
+
+
+def import_step(at, snapshot, result="imported", reason=None):
+    expect = {"result": result} if reason is None else {"result": "error", "reason": reason}
+    return {"do": "import_snapshot", "at": at, "snapshot": snapshot, "expect": expect}
+
+
+scenario("snapshot-import-inconsistent-fields", "A snapshot whose token is empty, whose expiry is not after its "
+         "receipt, or whose type is not Bearer is refused as corrupt; a lowercase bearer is fine.", ["snapshot"],
+         config(scope="billing:read"), [
+             import_step(T, {**snap, "access_token": ""}, reason="corrupt"),
+             import_step(T, {**snap, "expires_at": snap["received_at"]}, reason="corrupt"),
+             import_step(T, {**snap, "token_type": "mac"}, reason="corrupt"),
+             import_step(T, {**snap, "token_type": "bearer"}),
+             ready(T + 1, token="at-snap"),
+         ])
+
+HELD_UNTIL = T + 50 + 3_600_000
+scenario("snapshot-import-only-a-longer-lived-token-replaces", "Importing while a token is cached keeps whichever "
+         "expires later: a snapshot that expires sooner or at the same instant is accepted but changes nothing.",
+         ["snapshot"], config(scope="billing:read"), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             drain(),
+             import_step(T + 100, {**snap, "expires_at": HELD_UNTIL - 1}),
+             import_step(T + 100, {**snap, "expires_at": HELD_UNTIL}),
+             ready(T + 101, token="at-1"),
+             events(),
+             import_step(T + 200, {**snap, "expires_at": HELD_UNTIL + 1}),
+             poll(T + 201, result="ready", token={"access_token": "at-snap", "expires_at": HELD_UNTIL + 1}),
+             events({"type": "snapshot_imported", "expires_at": HELD_UNTIL + 1}),
+         ])
+
+scenario("expired-refetch-failure-keeps-its-reason", "A fetch for an expired token that fails is retried for the "
+         "same reason (expired), not as an initial fetch.", ["refresh margin", "events", "backoff"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             poll(tt["usable_until"], result="send", request={"fetch_id": 2}),
+             respond(tt["usable_until"] + 10, 2, 503, "", result="error"),
+             drain(),
+             send(tt["usable_until"] + 1010, 3),
+             events({"type": "refresh_started", "fetch_id": 3, "reason": "expired"}),
+         ])
+scenario("invalidated-refetch-failure-keeps-its-reason", "A fetch after invalidate that fails is retried for the "
+         "same reason (invalidated).", ["invalidate", "events", "backoff"], config(), [
+             poll(T, result="send"),
+             got(T + 50, 1),
+             {"do": "invalidate", "at": T + 100, "token": "at-1", "expect": {"result": "invalidated"}},
+             send(T + 101, 2),
+             respond(T + 110, 2, 503, "", result="error"),
+             drain(),
+             send(T + 1110, 3),
+             events({"type": "refresh_started", "fetch_id": 3, "reason": "invalidated"}),
+         ])
+five_tt = times(T, 5000)
+scenario("refresh-ahead-failure-after-expiry-is-expired", "A background refresh still in flight when the token "
+         "reaches its usable limit, then failing: the retry is for an expired token, not a refresh ahead.",
+         ["refresh ahead", "refresh margin", "events"], config(), [
+             poll(T, result="send"),
+             got(T, 1, lifetime=5000),
+             poll(five_tt["refresh_at"], result="ready_and_send", request={"fetch_id": 2}),
+             poll(five_tt["usable_until"], result="wait", fetch_id=2),
+             respond(five_tt["usable_until"] + 100, 2, 503, "", result="error",
+                     error={"retry_at": five_tt["usable_until"] + 1100}),
+             drain(),
+             send(five_tt["usable_until"] + 1100, 3),
+             events({"type": "refresh_started", "fetch_id": 3, "reason": "expired"}),
+         ])
+
+
+rng = SplitMix64(42)
+YEAR_FRACTION = 0.5 + 0.49 * (2.0 * rng.unit() - 1.0)
+YEAR_USABLE = T + 50 + 365 * 86_400_000 - 30_000
+scenario("refresh-ahead-jitter-seeded-year-long-token", "A year-long token shows the seeded refresh point to the "
+         "millisecond: every language draws the same 53 bits from the same seed.", ["refresh ahead", "jitter"],
+         config(max_lifetime_ms=365 * 86_400_000, refresh_ahead=0.5, refresh_ahead_jitter=0.49), [
+             poll(T, result="send"),
+             respond(T + 50, 1, 200, ok_body(expires_in=365 * 86_400), result="token",
+                     token={"usable_until": YEAR_USABLE,
+                            "refresh_at": T + 50 + int((YEAR_USABLE - T - 50) * YEAR_FRACTION)}),
+         ], entropy=42)
+
+
+def replaced(at, secrets):
+    return {"do": "replace_secrets", "at": at, "secrets": secrets, "expect": {"result": "replaced", "changed": True}}
+
+
+def echo_of(at, fetch_id, secret):
+    return {**respond(at, fetch_id, 400, json.dumps({"error": "invalid_request",
+                                                     "error_description": "old one: " + secret})),
+            "forbid_substrings": [secret], "expect": err("invalid_request", description=WITHHELD)}
+
+
+scenario("redaction-echo-eighth-retired-secret", "The engine remembers the last eight secrets replaced at run time: "
+         "the first of eight retired secrets, echoed, is still withheld.", ["redaction", "rotation"],
+         config(client_secret=SPECIAL_SECRET), [
+             poll(T, result="send"),
+             *[replaced(T + 1 + i, [f"rotated-secret-{i}"]) for i in range(8)],
+             echo_of(T + 20, 1, SPECIAL_SECRET),
+         ])
+scenario("redaction-echo-retired-secret-after-rotating-back-and-forth", "Rotating back and forth between two secrets "
+         "remembers each once, so an older retired secret is not pushed out of memory.", ["redaction", "rotation"],
+         config(client_secret=SPECIAL_SECRET), [
+             poll(T, result="send"),
+             *[replaced(T + 1 + i, ["blue-secret" if i % 2 == 0 else "green-secret"]) for i in range(12)],
+             echo_of(T + 20, 1, SPECIAL_SECRET),
+         ])
+
+scenario("request-basic-named-explicitly", "auth_method client_secret_basic named explicitly is the default: a Basic "
+         "Authorization header.", ["request building", "client_secret_basic"], config(auth_method="client_secret_basic"),
+         [send(T, 1, headers=headers(), body="grant_type=client_credentials")])
+
+config_error("config-empty-secret", "A single empty secret is refused, named without an index.", config(client_secret=""),
+             "client_secret")
+config_error("config-secret-with-line-feed", "A secret holding a line feed (a file read raw) is refused.",
+             config(client_secret="s3cr3t\n"), "client_secret")
+config_error("config-secret-with-carriage-return", "A secret holding a carriage return is refused.",
+             config(client_secret="s3cr3t\r"), "client_secret")
+config_error("config-secret-with-nul", "A secret holding NUL is refused.", config(client_secret="s3cr\u0000t"),
+             "client_secret")
+config_error("config-url-with-user-only", "A user name alone in the URL is refused like user:password.",
+             config(token_url="https://svc@auth.example/t"), "token_url")
+config_error("config-refresh-ahead-zero", "refresh_ahead must be above 0.", config(refresh_ahead=0), "refresh_ahead")
+config_error("config-refresh-ahead-one", "refresh_ahead must be below 1.", config(refresh_ahead=1), "refresh_ahead")
+config_error("config-jitter-negative", "refresh_ahead_jitter cannot be negative.", config(refresh_ahead_jitter=-0.01),
+             "refresh_ahead_jitter")
+config_error("config-jitter-reaches-zero", "refresh_ahead - jitter must stay above 0.",
+             config(refresh_ahead=0.25, refresh_ahead_jitter=0.25), "refresh_ahead_jitter")
+config_error("config-jitter-reaches-one", "refresh_ahead + jitter must stay below 1.",
+             config(refresh_ahead=0.75, refresh_ahead_jitter=0.25), "refresh_ahead_jitter")
+config_error("config-response-limit-too-small", "max_response_bytes is at least 64.", config(max_response_bytes=63),
+             "max_response_bytes")
+config_error("config-response-limit-too-large", "max_response_bytes is at most 16 MiB.",
+             config(max_response_bytes=16 * 1024 * 1024 + 1), "max_response_bytes")
+YEAR = 365 * 86_400_000
+config_error("config-duration-below-its-range", "A duration below its range is refused by name (the hold is at least "
+             "1 ms).", config(config_error_hold_ms=0), "config_error_hold_ms")
+config_error("config-duration-above-its-range", "A duration above its range is refused by name (the margin is at most "
+             "a year).", config(refresh_margin_ms=YEAR + 1), "refresh_margin_ms")
+config_error("config-max-lifetime-below-min", "max_lifetime_ms cannot be below min_lifetime_ms.",
+             config(min_lifetime_ms=5_000, max_lifetime_ms=4_999), "max_lifetime_ms")
+scenario("config-accepts-the-lower-bounds", "Every range includes its lower end.", ["configuration"],
+         config(max_response_bytes=64, config_error_hold_ms=1, request_timeout_ms=1, backoff_initial_ms=1,
+                backoff_max_ms=1, backoff_min_ms=0, max_retry_after_ms=0, invalidate_min_interval_ms=0,
+                min_lifetime_ms=1, max_lifetime_ms=1, default_lifetime_ms=1, refresh_margin_ms=0,
+                outage_grace_safety_ms=0, refresh_ahead=0.5, refresh_ahead_jitter=0.49),
+         [send(T, 1, timeout_ms=1)])
+scenario("config-accepts-the-upper-bounds", "Every range includes its upper end.", ["configuration"],
+         config(max_response_bytes=16 * 1024 * 1024, refresh_margin_ms=YEAR, min_lifetime_ms=YEAR,
+                max_lifetime_ms=YEAR, default_lifetime_ms=YEAR, request_timeout_ms=3_600_000,
+                backoff_initial_ms=86_400_000, backoff_max_ms=86_400_000, backoff_min_ms=86_400_000,
+                max_retry_after_ms=86_400_000, config_error_hold_ms=86_400_000,
+                invalidate_min_interval_ms=86_400_000, outage_grace_safety_ms=86_400_000),
+         [send(T, 1, timeout_ms=3_600_000)])
 
 
 # ---- the host contract: environment → options (every host's fromEnv / from_env) ------------------

@@ -373,6 +373,85 @@ mod tests {
         assert_eq!(format_epoch_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 
+    /// The century terms of the civil-from-days conversion: a year divisible by
+    /// 100 is no leap year unless it is divisible by 400, and each 400-year era
+    /// ends on a leap day. Expected values from Python's `datetime`.
+    #[test]
+    fn epoch_formatting_across_centuries_and_months() {
+        for (ms, text) in [
+            (68_169_600_000, "1972-02-29T00:00:00.000Z"),
+            (951_868_800_000, "2000-03-01T00:00:00.000Z"),
+            (1_704_067_199_000, "2023-12-31T23:59:59.000Z"),
+            (1_706_659_200_000, "2024-01-31T00:00:00.000Z"),
+            (2_147_483_648_000, "2038-01-19T03:14:08.000Z"),
+            (3_981_312_000_000, "2096-02-29T00:00:00.000Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (13_574_606_400_000, "2400-02-29T12:00:00.000Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(format_epoch_ms(ms), text, "{ms}");
+        }
+    }
+
+    #[test]
+    fn fault_names_are_stable_and_distinct() {
+        let faults = [
+            (Fault::Configuration, "configuration"),
+            (Fault::Credentials, "credentials"),
+            (Fault::AuthorizationServer, "authorization_server"),
+            (Fault::Transport, "transport"),
+            (Fault::MalformedResponse, "malformed_response"),
+            (Fault::Host, "host"),
+        ];
+        for (fault, name) in faults {
+            assert_eq!(fault.as_str(), name);
+            assert_eq!(fault.to_string(), name);
+            assert_eq!(serde_json::to_value(fault).unwrap(), name);
+        }
+        for kind in ErrorKind::ALL {
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn message_is_display_and_names_a_code_that_differs_from_the_kind() {
+        let e = TokenError::new(ErrorKind::InvalidTarget, "Requested audience 'x' is not allowed")
+            .with_status(400)
+            .with_oauth_error("invalid_request");
+        assert_eq!((e.status, e.oauth_error.as_deref()), (Some(400), Some("invalid_request")));
+        assert_eq!(
+            e.message(),
+            "a requested audience is not allowed for this client (invalid_target, HTTP 400, error=invalid_request): \
+             Requested audience 'x' is not allowed"
+        );
+        assert_eq!(e.message(), e.to_string());
+        // A code equal to the kind is not repeated.
+        let e = TokenError::new(ErrorKind::InvalidScope, "no").with_oauth_error("invalid_scope");
+        assert_eq!(e.message(), "a requested scope is not allowed for this client (invalid_scope): no");
+    }
+
+    #[test]
+    fn a_config_error_becomes_a_token_error_of_kind_config() {
+        let e = TokenError::from(ConfigError::new("token_url", "is required"));
+        assert_eq!((e.kind, e.fault, e.retryable), (ErrorKind::Config, Fault::Configuration, false));
+        assert_eq!(e.description.as_deref(), Some("invalid configuration: token_url: is required"));
+    }
+
+    #[test]
+    fn snapshot_error_reasons() {
+        let reasons = [
+            (SnapshotError::Corrupt { detail: "x".into() }, "corrupt"),
+            (SnapshotError::UnsupportedVersion { version: 9 }, "unsupported_version"),
+            (SnapshotError::FingerprintMismatch, "fingerprint_mismatch"),
+            (SnapshotError::Expired, "expired"),
+        ];
+        for (error, reason) in reasons {
+            assert_eq!(error.reason(), reason);
+            assert_eq!(serde_json::to_value(&error).unwrap()["reason"], reason);
+        }
+    }
+
     #[test]
     fn every_kind_has_a_distinct_name() {
         let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();

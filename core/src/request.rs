@@ -227,6 +227,28 @@ mod tests {
     }
 
     #[test]
+    fn an_out_of_range_secret_index_uses_the_last_secret() {
+        let c = config(
+            r#"{"token_url":"https://a.example/t","client_id":"id","client_secret":["new","old"],
+                "auth_method":"client_secret_post"}"#,
+        );
+        for index in [2, 7, usize::MAX] {
+            assert!(build_token_request(&c, index).body.ends_with("client_secret=old"), "{index}");
+        }
+    }
+
+    #[test]
+    fn fetch_id_display_and_token_request_debug() {
+        assert_eq!(FetchId(42).to_string(), "#42");
+        let c = config(r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"topsecret"}"#);
+        let request = TokenRequest { fetch_id: FetchId(7), http: build_token_request(&c, 0), timeout_ms: 1_234 };
+        let text = format!("{request:?}");
+        assert!(text.starts_with("TokenRequest { fetch_id: FetchId(7), http: HttpRequest {"), "{text}");
+        assert!(text.contains("timeout_ms: 1234"), "{text}");
+        assert!(text.contains("Basic [redacted]") && !text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
     fn debug_redacts_credentials() {
         let c = config(r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"topsecret"}"#);
         let text = format!("{:?}", build_token_request(&c, 0));

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, List, Mapping, Optional, Sequence, 
 from . import _config, _native
 from ._async import AsyncHost, AsyncTransport, Transport
 from ._cache_file import HELD
-from ._host import READY, SEND, WAIT, Event, as_outcome, wake_loop_waiters
+from ._host import READY, SEND, WAIT, Event, as_outcome
 from ._httpx_transport import HttpxAsyncTransport
 from ._token import AccessToken
 from ._transport import TransportRequest, classify_failure, have_httpx
@@ -176,17 +176,6 @@ class ServiceAccount(AsyncHost):
         closer = getattr(self._async_transport, "close", None) if self._owns_transport else None
         if closer is not None:
             closer()
-
-    def _mark_closed(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._deadline = 0.0
-            self._timer_ticket, self._timer_at = 0, None
-            self._generation += 1
-            self._cond.notify_all()
-            waiters = list(self._loop_waiters.items())
-            self._loop_waiters.clear()
-        wake_loop_waiters(waiters)
 
     def __enter__(self) -> "ServiceAccount":
         return self

@@ -58,9 +58,6 @@ class AsyncHost(EngineHost):
         if closer is not None:
             await closer()
 
-    def _mark_closed(self) -> None:
-        raise NotImplementedError  # ServiceAccount
-
     # ---- the slow path --------------------------------------------------------------
 
     async def _acquire_async(self) -> AccessToken:

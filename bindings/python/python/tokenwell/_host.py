@@ -234,6 +234,19 @@ class EngineHost:
         finally:
             self._dispatch_events()
 
+    def _mark_closed(self) -> None:
+        """No more tokens: the hot path misses, waiters wake to ``ClosedError``,
+        the armed wakeup is cancelled."""
+        with self._cond:
+            self._closed = True
+            self._deadline = 0.0
+            self._timer_ticket, self._timer_at = 0, None
+            self._generation += 1
+            self._cond.notify_all()
+            waiters = list(self._loop_waiters.items())
+            self._loop_waiters.clear()
+        wake_loop_waiters(waiters)
+
     # ---- commands shared by both paths ----------------------------------------------
 
     def invalidate(self, token: "str | AccessToken") -> str:

@@ -159,3 +159,28 @@ fn secret_file_watch_checks_once_a_second_and_reads_on_change() {
     assert!(!watch.due(T0 + 3_500, false), "a failed check counts as a check");
     assert!(watch.due(T0 + 4_000, false));
 }
+
+/// A token received near the end of time (its expiry saturates at u64::MAX)
+/// through an outage: outage grace serves it past its usable limit, and no
+/// deadline arithmetic overflows. Host clocks never get there; the engine must
+/// not panic on input that does.
+#[test]
+fn outage_grace_near_the_end_of_time() {
+    let config = config(
+        r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"s","refresh_ahead_jitter":0,
+            "backoff_jitter":false,"outage_grace_safety_ms":1000}"#,
+    );
+    let mut cache = TokenCache::new(config, 0);
+    let start = u64::MAX - 10_000;
+    let id = send(&mut cache, start);
+    let token = cache.handle_response(id, 200, &[], br#"{"access_token":"at-1","expires_in":3600}"#, start).unwrap();
+    assert_eq!((token.expires_at, token.usable_until, token.refresh_at), (u64::MAX, u64::MAX - 5_000, start + 3_750));
+    let Poll::ReadyAndSend { request, .. } = cache.poll(token.refresh_at) else { panic!("expected a refresh ahead") };
+    let error = cache.handle_response(request.fetch_id, 503, &[], b"", token.refresh_at).unwrap_err();
+    assert_eq!(error.retry_at, Some(token.refresh_at + 1_000));
+    match cache.poll(token.usable_until) {
+        Poll::ReadyAndSend { token: served, .. } => assert_eq!(served.access_token.expose(), "at-1"),
+        other => panic!("expected the token under outage grace, got {other:?}"),
+    }
+    assert_eq!(cache.next_wakeup(), Some(u64::MAX - 1_000));
+}

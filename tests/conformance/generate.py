@@ -1359,6 +1359,15 @@ scenario("refresh-ahead-failure-after-expiry-is-expired", "A background refresh 
          ])
 
 
+scenario("outage-grace-wakes-at-the-usable-limit-first", "During an outage the host is woken at the token's usable "
+         "limit (where the poll announces the grace), and only then at the end of the grace.",
+         ["outage grace", "next wakeup"], config(), grace_prefix() + [
+             wakeup(G_USABLE),
+             ready(G_USABLE),
+             wakeup(G_UNTIL),
+         ])
+
+
 rng = SplitMix64(42)
 YEAR_FRACTION = 0.5 + 0.49 * (2.0 * rng.unit() - 1.0)
 YEAR_USABLE = T + 50 + 365 * 86_400_000 - 30_000

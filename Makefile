@@ -85,3 +85,16 @@ dist-host: setup
 
 dist-check:
 	python3 scripts/verify-dist.py
+
+# Mutation testing of the engine's decision files (the list, the tests that judge
+# them and the excluded equivalent mutants are in .cargo/mutants.toml, each
+# exclusion explained in .cargo/equivalent-mutants.md). scripts/setup-mutants.sh
+# installs cargo-mutants into .cache/; MUTANTS_SHARDS processes run side by side.
+# Prints caught / missed / unviable / timeouts and the score; fails below
+# MUTANTS_MIN_SCORE percent.
+MUTANTS_SHARDS ?= 2
+MUTANTS_MIN_SCORE ?= 95
+.PHONY: mutants
+
+mutants: setup
+	MUTANTS_SHARDS=$(MUTANTS_SHARDS) MUTANTS_MIN_SCORE=$(MUTANTS_MIN_SCORE) bash scripts/mutants.sh

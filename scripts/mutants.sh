@@ -14,8 +14,9 @@
 # unviable / timeouts and the score caught / (caught + missed), lists what was
 # missed, and exits non-zero below MUTANTS_MIN_SCORE percent (default 95) or if
 # a shard could not run. Output of the last run: .cache/mutants/shard-N/.
-# MUTANTS_ARGS adds cargo-mutants options, e.g. MUTANTS_ARGS=--file=core/src/error.rs
-# to look at one file while working on its tests (the score then covers only it).
+# MUTANTS_ARGS adds cargo-mutants options, e.g. MUTANTS_ARGS='--re=^core/src/error\.rs:'
+# to look at one file while working on its tests (the score then covers only it;
+# --file would add to the configured files, not narrow them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shards="${MUTANTS_SHARDS:-2}"

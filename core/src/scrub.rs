@@ -299,6 +299,14 @@ mod tests {
         assert!(found(&[secret], "SECRET-tabhere-5"));
     }
 
+    /// A secret of control characters only has no sanitized spelling to look
+    /// for: an empty one would be "found" in every text.
+    #[test]
+    fn a_secret_of_control_characters_only_does_not_withhold_everything() {
+        assert!(!found(&["\t\u{1}"], "The requested scope is invalid."));
+        assert!(found(&["\t\u{1}"], "echo: \t\u{1}"));
+    }
+
     #[test]
     fn ordinary_text_is_not_withheld() {
         for text in [

@@ -166,3 +166,14 @@ def test_httpx_async_many_tasks_share_one_retry(token_server: Any, api: Any) -> 
 
     assert asyncio.run(main()) == [200] * 21
     assert tokens.count == 2
+
+
+def test_httpx_auth_without_httpx_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "tokenwell._httpx_auth", raising=False)
+    names: dict = {}
+    exec("from tokenwell import *", names)  # every name in __all__ still imports
+    with pytest.raises(ImportError, match="tokenwell\\[httpx\\]"):
+        names["HttpxAuth"](ScriptedSource("invalidated"))

@@ -231,6 +231,21 @@ def test_a_refused_connection_names_the_host_and_port(clock: FakeClock) -> None:
     assert "127.0.0.1:9" in str(raised.value) and "Connection refused" in str(raised.value)
 
 
+def test_an_asyncio_account_whose_loop_is_gone_wakes_on_a_thread(manual_timer: ManualTimer, clock: FakeClock) -> None:
+    async def transport(request: Any) -> Any:
+        transport.count += 1  # type: ignore[attr-defined]
+        return (200, [], token_body(f"at-{transport.count}", 3600))  # type: ignore[attr-defined]
+
+    transport.count = 0  # type: ignore[attr-defined]
+    log = EventLog()
+    a = account(transport, clock, on_event=log)
+    assert asyncio.run(a.get_token_async()) == "at-1"  # that loop is closed now
+    clock.advance(manual_timer.scheduled[-1][1])
+    manual_timer.fire()  # no loop to wake on: a thread runs the async transport itself
+    log.wait_for("token_acquired", 2)
+    assert a.get_token() == "at-2"
+
+
 # ---- the asyncio transport's client -------------------------------------------------------
 
 

@@ -63,10 +63,22 @@ __version__ = ENGINE_VERSION
 def __getattr__(name: str) -> Any:
     # HttpxAuth subclasses httpx.Auth: httpx is imported only when it is asked for.
     if name == "HttpxAuth":
-        from ._httpx_auth import HttpxAuth
-
+        try:
+            from ._httpx_auth import HttpxAuth
+        except ImportError as missing:
+            if missing.name != "httpx":
+                raise
+            return _HttpxAuthNeedsHttpx
         return HttpxAuth
     raise AttributeError(f"module 'tokenwell' has no attribute {name!r}")
+
+
+class _HttpxAuthNeedsHttpx:
+    """``HttpxAuth`` where httpx is not installed: says so when used (so that
+    ``from tokenwell import *`` still works without httpx)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise ImportError("HttpxAuth needs httpx: pip install 'tokenwell[httpx]'")
 
 __all__ = [
     "ServiceAccount",

@@ -1343,6 +1343,18 @@ scenario("invalidated-refetch-failure-keeps-its-reason", "A fetch after invalida
              send(T + 1110, 3),
              events({"type": "refresh_started", "fetch_id": 3, "reason": "invalidated"}),
          ])
+scenario("imported-token-expired-during-a-failed-fetch", "A token imported while the first fetch was in flight "
+         "expires before that fetch fails: the retry is for an expired token, not an initial one.",
+         ["snapshot", "refresh margin", "events"], config(scope="billing:read"), [
+             poll(T, result="send"),
+             import_step(T + 10, {**snap, "received_at": T - 100_000, "expires_at": T + 35_000}),
+             ready(T + 4_999, token="at-snap"),
+             poll(T + 5_000, result="wait", fetch_id=1),
+             respond(T + 6_000, 1, 503, "", result="error", error={"retry_at": T + 7_000}),
+             drain(),
+             send(T + 7_000, 2),
+             events({"type": "refresh_started", "fetch_id": 2, "reason": "expired"}),
+         ])
 five_tt = times(T, 5000)
 scenario("refresh-ahead-failure-after-expiry-is-expired", "A background refresh still in flight when the token "
          "reaches its usable limit, then failing: the retry is for an expired token, not a refresh ahead.",

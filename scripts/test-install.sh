@@ -15,7 +15,9 @@
 #      fetching a toolchain
 #   5. the Cloudflare Worker example in workerd against Hydra
 # Then scripts/verify-dist.py checks every artifact dist/ holds (cross builds
-# from an earlier `make dist` included: architecture, libc, wheel tags).
+# from an earlier `make dist` included: architecture, libc, wheel tags), and
+# loads each native binary with its own C library: natively, with Debian's
+# musl, or under Debian's qemu-aarch64 (installed by setup-dist.sh --emulators).
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -173,7 +175,9 @@ check "pip install the manylinux2014 wheel: a token from Hydra" pip_wheel
 check "pip install the sdist without Rust: fails fast, says what to install, downloads no toolchain" pip_sdist_without_rust
 cd "$repo"
 check "the Cloudflare Worker in workerd against Hydra" make -s -C examples/cloudflare-worker test
-check "every artifact in dist/: architecture, libc, GLIBC <= 2.17, wheel tags" python3 scripts/verify-dist.py
+bash scripts/setup-dist.sh --emulators >/dev/null
+check "every artifact in dist/: architecture, libc, GLIBC <= 2.17, wheel tags; loaded by its libc (qemu for arm64)" \
+  python3 scripts/verify-dist.py
 cat "$work/log" | sed 's/^/     /'
 
 echo "install: $passed passed, $failed failed"

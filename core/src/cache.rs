@@ -217,6 +217,15 @@ struct SnapshotWire {
 
 const SNAPSHOT_VERSION: u64 = 1;
 
+/// Withholds the server-supplied texts of `error` that hold a credential.
+fn withhold_credentials(credentials: &Credentials, error: &mut TokenError) {
+    for text in [&mut error.description, &mut error.oauth_error].into_iter().flatten() {
+        if credentials.found_in(text) {
+            *text = WITHHELD.to_owned();
+        }
+    }
+}
+
 /// Deterministic jitter from host-given entropy (SplitMix64).
 #[derive(Debug, Clone)]
 struct Jitter(u64);
@@ -483,6 +492,12 @@ impl TokenCache {
                 }
                 self.retired_secrets.push_back(old);
             }
+        }
+        // Text kept for fail-fast may hold a secret the client only now knows
+        // (the server may know the new secret first): check it again.
+        let credentials = self.credentials();
+        if let Phase::BackingOff { error, .. } | Phase::Held { error, .. } = &mut self.phase {
+            withhold_credentials(&credentials, error);
         }
         self.secrets_generation += 1;
         self.secret_index = 0;
@@ -801,12 +816,7 @@ impl TokenCache {
     fn fail(&mut self, flight: &InFlight, mut error: TokenError, now: u64) -> TokenError {
         // Server text was checked as it was parsed; this is the last line of
         // defence for text the engine composed around it.
-        let credentials = self.credentials();
-        for text in [&mut error.description, &mut error.oauth_error].into_iter().flatten() {
-            if credentials.found_in(text) {
-                *text = WITHHELD.to_owned();
-            }
-        }
+        withhold_credentials(&self.credentials(), &mut error);
         self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
         if flight.reason != RefreshReason::Ahead && self.pending_reason.is_none() && self.token.is_none() {
             self.pending_reason = Some(flight.reason);

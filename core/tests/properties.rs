@@ -376,3 +376,21 @@ fn tokens_received_at_the_end_of_time_do_not_overflow() {
         }
     }
 }
+
+/// Found by the `engine_timeline` fuzz target (core/fuzz/regressions/): text
+/// stored in the backoff's error before a rotation was served, by the fail-fast
+/// poll after the rotation, with the *new* secret in it (the server may know
+/// the new secret before the client does).
+#[test]
+fn a_stored_error_never_shows_a_secret_replaced_in_later() {
+    let mut cache = TokenCache::new(config(1, 300_000, false), 1);
+    let Poll::Send { request } = cache.poll(T0) else { panic!("expected a request") };
+    let next = "SECRET-next-rotation-42";
+    let error = cache.handle_transport_error(request.fetch_id, TransportErrorKind::Timeout, &format!("x {next}"), T0);
+    assert!(error.to_string().contains(next), "not a secret yet: kept");
+    cache.replace_secrets(vec![ClientSecret::from(next)], T0).unwrap();
+    match cache.poll(T0) {
+        Poll::Fail { error } => assert!(!error.to_string().contains(next), "{error}"),
+        other => panic!("expected fail fast, got {other:?}"),
+    }
+}

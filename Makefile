@@ -11,9 +11,13 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 BINDINGS := $(wildcard bindings/node/Makefile bindings/python/Makefile bindings/component/Makefile)
 
-.PHONY: test test-core test-bindings test-node test-python test-component test-e2e demo bench bench-core setup lint doc
+.PHONY: test test-core test-fuzz test-bindings test-node test-python test-component test-e2e demo bench bench-core setup lint doc
 
-test: test-core test-bindings test-e2e
+test: test-core test-fuzz test-bindings test-e2e
+
+# A short run of every fuzz target (nightly + cargo-fuzz, installed by
+# scripts/setup-fuzz.sh) that also replays every reproducer in core/fuzz/regressions/.
+test-fuzz: fuzz-smoke
 
 setup:
 	@bash scripts/setup-rust.sh

@@ -307,6 +307,15 @@ mod tests {
         assert!(found(&["\t\u{1}"], "echo: \t\u{1}"));
     }
 
+    /// The search is bounded (hostile text must not make it unbounded work):
+    /// two layers of encoding are unwrapped, a third is not.
+    #[test]
+    fn decoding_stops_two_layers_deep() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(found(&["hunter2-xyz"], &format!("x {} x", b64(&b64("id:hunter2-xyz")))));
+        assert!(!found(&["hunter2-xyz"], &format!("x {} x", b64(&b64(&b64("id:hunter2-xyz"))))));
+    }
+
     #[test]
     fn ordinary_text_is_not_withheld() {
         for text in [

@@ -16,7 +16,9 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
 
-root="$PWD/.cache/cargo-fuzz"
+# Built tools live in a per-user cache (TOKENWELL_TOOLS), like cargo's own
+# registry cache: every clone on the machine, CI's included, reuses them.
+root="${TOKENWELL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwell-tools}/cargo-fuzz"
 if [ ! -x "$root/bin/cargo-fuzz" ]; then
   echo "setup-fuzz: installing cargo-fuzz into $root" >&2
   # cargo-fuzz itself builds on stable; --locked uses its own tested lock file.

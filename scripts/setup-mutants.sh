@@ -17,7 +17,8 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 
 version="27.1.0"
-root="$PWD/.cache/cargo-mutants"
+# Per-user tool cache (TOKENWELL_TOOLS), reused by every clone on the machine.
+root="${TOKENWELL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwell-tools}/cargo-mutants"
 bin="$root/bin/cargo-mutants"
 if ! "$bin" mutants --version 2>/dev/null | grep -qx "cargo-mutants $version"; then
   echo "setup-mutants: installing cargo-mutants $version into $root" >&2

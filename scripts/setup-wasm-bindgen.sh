@@ -15,7 +15,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
 fi
 version=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' "$repo/Cargo.lock")
 [[ -n $version ]] || { echo "setup-wasm-bindgen: no wasm-bindgen crate in Cargo.lock" >&2; exit 1; }
-root=${TOKENWELL_CACHE:-$repo/.cache}/wasm-bindgen-$version
+# Per-user tool cache (TOKENWELL_TOOLS), reused by every clone on the machine.
+root=${TOKENWELL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwell-tools}/wasm-bindgen-$version
 bin=$root/bin/wasm-bindgen
 if [[ $("$bin" --version 2>/dev/null) != "wasm-bindgen $version" ]]; then
   echo "setup-wasm-bindgen: installing wasm-bindgen-cli $version into $root (once; a few minutes)" >&2

@@ -24,7 +24,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
 fi
-export PATH="$repo/.cache/cargo-fuzz/bin:$PATH"
+export PATH="${TOKENWELL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwell-tools}/cargo-fuzz/bin:$PATH"
 # The workspace's CARGO_TARGET_DIR (set by the Makefile) would mix instrumented
 # nightly builds into target/; the fuzz crate keeps its own (ignored) target/.
 unset CARGO_TARGET_DIR

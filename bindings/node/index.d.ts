@@ -19,7 +19,8 @@ export type TokenErrorKind =
   | 'malformed_response'
   | 'endpoint_not_found'
   | 'tls_certificate'
-  | 'stale_fetch';
+  | 'stale_fetch'
+  | 'closed';
 
 /** Who has to act on an error. */
 export type Fault =
@@ -73,8 +74,6 @@ export interface TokenErrorFields {
 
 /** The engine's table: every kind with its fault and whether it is retried. */
 export const ERROR_KINDS: Readonly<Record<TokenErrorKind, { fault: Fault; retryable: boolean }>>;
-/** The same list as the engine reports it (for tests that guard the table above). */
-export function engineErrorKinds(): Array<{ kind: string; fault: string; retryable: boolean }>;
 /**
  * The engine backend serving this process: `'native'` (the prebuilt napi-rs
  * module of the platform package) or `'wasm'` (its wasm-bindgen build: always
@@ -113,6 +112,10 @@ export interface TokenEvent {
   retryAt?: number;
   error?: EngineError;
   errorKind?: TokenErrorKind;
+  /** `secret_file_rejected`: the variable or option that named the file. */
+  source?: string;
+  /** `secret_file_rejected`: what is wrong with the file (its path, never its contents). */
+  problem?: string;
   [field: string]: unknown;
 }
 
@@ -127,7 +130,13 @@ export interface ServiceAccountOptions extends EngineTuning {
   clientId: string;
   /** One secret, or `[current, previous]` during a rotation. Or use `clientSecretFile`. */
   clientSecret?: string | string[];
-  /** A file holding the secret (or several, one per line), re-read when it changes. */
+  /**
+   * A file holding the secret (or several, one per line), looked at by the
+   * engine's rule (a `stat` at most once a second on the token path, at once
+   * after `invalid_client`) and re-read when it changed (a Kubernetes `..data`
+   * swap included). A bad or unreadable file keeps the secrets in use and is
+   * the engine's `secret_file_rejected` event.
+   */
   clientSecretFile?: string;
   /** Default `client_secret_basic`. */
   authMethod?: AuthMethod;
@@ -154,6 +163,21 @@ export interface ServiceAccountOptions extends EngineTuning {
   caFile?: string;
   /** Called with every engine event (never contains a secret or a token). */
   onEvent?: (event: TokenEvent) => void;
+  /**
+   * Where warnings go when no `onEvent` is given (a failed refresh, a rejected
+   * secret file, outage grace, an abandoned fetch; cache-file problems).
+   * Default: `process.emitWarning` (type `TokenwellWarning`), `console.warn`
+   * outside Node.
+   */
+  logger?: { warn(message: string): void };
+  /**
+   * A file that keeps the token between runs (crons): the engine's snapshot,
+   * 0600, replaced atomically, `<cachePath>.lock` (flock) serializing token
+   * requests across processes. The same file format and rules as Python's
+   * `cache_path`: a Node cron and a Python cron with the same configuration
+   * share one file. Node and Bun only.
+   */
+  cachePath?: string;
   /** The clock, ms since the Unix epoch. Default `Date.now` (tests inject a virtual one). */
   clock?: () => number;
   /** Refresh in the background on an unref'd timer at the engine's wakeup. Default true. */
@@ -168,7 +192,12 @@ export interface ServiceAccountOptions extends EngineTuning {
   entropy?: number | bigint;
 }
 
-export interface FromEnvOptions extends Partial<Omit<ServiceAccountOptions, 'tokenUrl' | 'clientId' | 'clientSecret' | 'clientSecretFile'>> {
+/**
+ * `fromEnv`'s options: any constructor option, given explicitly, wins over the
+ * environment field by field (`clientSecret` or `clientSecretFile` replaces
+ * both `CLIENT_SECRET` and `CLIENT_SECRET_FILE`).
+ */
+export interface FromEnvOptions extends Partial<ServiceAccountOptions> {
   /** Variable prefix, e.g. `BILLING_` for `BILLING_CLIENT_ID`. */
   prefix?: string;
   /** Default `process.env`. */
@@ -206,6 +235,7 @@ export interface RedactedOptions {
   clientSecret: '[redacted]';
   clientSecretFile?: string;
   caFile?: string;
+  cachePath?: string;
   authMethod: AuthMethod;
   scope: string[];
   audience: string[];
@@ -217,19 +247,30 @@ export type EngineState = 'idle' | 'fetching' | 'backing_off' | 'held';
 
 export class ServiceAccount {
   constructor(options: ServiceAccountOptions);
-  /** Configuration from `CLIENT_ID`, `CLIENT_SECRET` / `CLIENT_SECRET_FILE`, `TOKEN_URL` / `HYDRA_URL`, `SCOPE`, `AUDIENCE`, `AUTH_METHOD`. */
+  /**
+   * Configuration from `CLIENT_ID`, `CLIENT_SECRET` / `CLIENT_SECRET_FILE`,
+   * `TOKEN_URL` / `HYDRA_URL` / `ISSUER_URL`, `SCOPE`, `AUDIENCE`,
+   * `AUTH_METHOD` (with `prefix`), through the engine's host contract:
+   * explicit options win; every missing variable is named at once.
+   */
   static fromEnv(options?: FromEnvOptions): ServiceAccount;
   /** An access token. Rejects with a TokenError when none can be had. */
   getToken(): Promise<string>;
   /** The token with its expiry and scope. */
   token(): Promise<AccountToken>;
-  /** `fetch` with `Authorization: Bearer`; on 401 invalidates the token and retries once. */
+  /**
+   * `fetch` with `Authorization: Bearer`. On 401 the token is invalidated and
+   * the request retried once when the engine's 401 rule says so (`invalidated`
+   * or `not_current`, not `rate_limited`).
+   */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** An API rejected this token: drop it if it is still the current one. */
   invalidate(accessToken: string): 'invalidated' | 'not_current' | 'rate_limited';
-  /** Stops the timer and aborts a request in flight. */
+  /** Stops the timer and aborts a request in flight; `getToken()` then rejects with kind `closed`. */
   close(): void;
   readonly options: Readonly<RedactedOptions>;
+  /** How many client secrets are configured now (the secret file may change it). */
+  readonly secretCount: number;
   readonly state: EngineState;
   toJSON(): Record<string, unknown>;
 }
@@ -341,7 +382,14 @@ export class TokenCache {
   nextWakeup(): number | null;
   invalidate(accessToken: string, now: number): 'invalidated' | 'not_current' | 'rate_limited';
   replaceSecrets(secrets: string | string[], now: number): ReplaceOutcome;
-  replaceSecretsFromFile(contents: string, field: string, now: number): ReplaceOutcome;
+  /**
+   * A secret file's contents (one secret per line, current first); `source`
+   * names the file (the variable or option). A file without a valid secret
+   * keeps the secrets in use and queues a `secret_file_rejected` event.
+   */
+  replaceSecretsFromFile(contents: string, source: string, now: number): ReplaceOutcome;
+  /** The secret file named by `source` could not be read: one `secret_file_rejected` event. */
+  reportSecretFileProblem(source: string, problem: string, now: number): void;
   drainEvents(): TokenEvent[];
   exportSnapshot(now: number): string | null;
   importSnapshot(

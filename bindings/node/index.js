@@ -13,6 +13,6 @@ runtime.configure({
   loadBackend: () => require('./lib/backend-node.js').load(),
 });
 
-const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineErrorKinds, engineBackend } = require('./lib/api.js');
+const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend } = require('./lib/api.js');
 
-module.exports = { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineErrorKinds, engineBackend };
+module.exports = { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend };

@@ -4,7 +4,7 @@
 
 const { ServiceAccount } = require('./service-account.js');
 const { TokenCache } = require('./token-cache.js');
-const { TokenError, ERROR_KINDS, engineErrorKinds } = require('./errors.js');
+const { TokenError, ERROR_KINDS } = require('./errors.js');
 const { engine } = require('./runtime.js');
 
 /** The engine backend serving this process: `'native'` (napi-rs) or `'wasm'` (wasm-bindgen). */
@@ -12,4 +12,4 @@ function engineBackend() {
   return engine().name;
 }
 
-module.exports = { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineErrorKinds, engineBackend };
+module.exports = { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend };

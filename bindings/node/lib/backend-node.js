@@ -20,17 +20,34 @@ const { createWasmBackend } = require('./wasm-backend.js');
 const pkgDir = path.join(__dirname, '..');
 const BACKENDS = ['auto', 'native', 'wasm'];
 
-const INTERFACE = ['createTokenCache', 'createTokenCacheFromEnvironment', 'secretFileFromEnvironment', 'errorKinds'];
+const INTERFACE = [
+  'createTokenCache',
+  'envPlan',
+  'createTokenCacheFromEnv',
+  'retryRequest',
+  'closedError',
+  'secretFileCheckIntervalMs',
+  'NativeSecretFileWatch',
+  'tryLockFile',
+  'errorKinds',
+];
 
 function nativeBackend(exports, from) {
   const missing = INTERFACE.filter((name) => typeof exports?.[name] !== 'function');
   if (missing.length > 0) throw new Error(`not a tokenwell native module (no ${missing.join(', ')})`);
+  const SecretFileWatch = exports.NativeSecretFileWatch;
   return Object.freeze({
     name: 'native',
     from,
     createTokenCache: exports.createTokenCache,
-    createTokenCacheFromEnvironment: exports.createTokenCacheFromEnvironment,
-    secretFileFromEnvironment: exports.secretFileFromEnvironment,
+    envPlan: exports.envPlan,
+    createTokenCacheFromEnv: exports.createTokenCacheFromEnv,
+    retryRequest: exports.retryRequest,
+    closedError: exports.closedError,
+    secretFileCheckIntervalMs: exports.secretFileCheckIntervalMs(),
+    createSecretFileWatch: () => new SecretFileWatch(),
+    // flock(2) on a descriptor: the cron cache's cross-process lock (Python's too).
+    tryLockFile: exports.tryLockFile,
     errorKinds: exports.errorKinds,
   });
 }

@@ -30,9 +30,14 @@ const ERROR_KINDS = Object.freeze({
   endpoint_not_found: { fault: 'configuration', retryable: false },
   tls_certificate: { fault: 'configuration', retryable: false },
   stale_fetch: { fault: 'host', retryable: false },
+  closed: { fault: 'host', retryable: false },
 });
 
-/** The engine's own list: `[{kind, fault, retryable}]`, one entry per `ErrorKind`. */
+/**
+ * The engine's own list: `[{kind, fault, retryable}]`, one entry per
+ * `ErrorKind`. Internal: the tests import it from here to guard the table
+ * above; the package does not export it.
+ */
 function engineErrorKinds() {
   return JSON.parse(engine().errorKinds());
 }

@@ -1,22 +1,36 @@
 'use strict';
 // What a Node (or Bun) host offers the shared layer: files (the secret file,
-// re-read when it changes; a CA file), the default transport (undici, for
-// proxies and a CA file), process warnings, the process environment.
+// looked at by the engine's SecretFileWatch rule; a CA file; the cron cache,
+// lib/cache-file.js), the default transport (undici, for proxies and a CA
+// file), process warnings, the process environment.
 
 const fs = require('node:fs');
-const { configError } = require('./errors.js');
 const { createDefaultFetch, readCaFile } = require('./default-fetch.js');
+const { CacheFile } = require('./cache-file.js');
 
-function readSecretFile(path, field) {
+/**
+ * The engine's `FileStamp` of `path` (following symlinks, so a Kubernetes
+ * `..data` swap is a new inode): `{ stamp }` as JSON with decimal strings,
+ * or `{ code }` when it cannot be `stat`ed.
+ */
+function statFile(path) {
   try {
-    return fs.readFileSync(path, 'utf8');
+    const st = fs.statSync(path, { bigint: true });
+    const stamp = JSON.stringify({
+      device: String(st.dev),
+      inode: String(st.ino),
+      size: String(st.size),
+      modifiedNs: String(st.mtimeNs),
+      changedNs: String(st.ctimeNs),
+    });
+    return { stamp };
   } catch (error) {
-    throw configError(field, `the secret file ${JSON.stringify(path)} cannot be read (${error.code ?? error.message})`);
+    return { code: error.code ?? 'EIO' };
   }
 }
 
-/** The secret file's contents, or `{ code }` when it cannot be read now (it is re-read later). */
-function rereadSecretFile(path) {
+/** The file's text, or `{ code }` when it cannot be read. */
+function readTextFile(path) {
   try {
     return { contents: fs.readFileSync(path, 'utf8') };
   } catch (error) {
@@ -24,23 +38,14 @@ function rereadSecretFile(path) {
   }
 }
 
-/** Changes when the file is replaced or rewritten (a Kubernetes secret update swaps a symlink). */
-function fileStamp(path) {
-  try {
-    const st = fs.statSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-  } catch (error) {
-    return `error:${error.code}`;
-  }
-}
-
 module.exports = {
   name: 'node',
-  readSecretFile,
-  rereadSecretFile,
-  fileStamp,
+  files: true,
+  statFile,
+  readTextFile,
   readCaFile,
+  openCacheFile: (path, warn) => new CacheFile(path, warn),
   createDefaultFetch,
-  warn: (message) => process.emitWarning(message),
+  warn: (message, code) => process.emitWarning(message, { type: 'TokenwellWarning', code }),
   defaultEnv: () => process.env,
 };

@@ -6,8 +6,8 @@
 
 const { configError } = require('./errors.js');
 
-function readSecretFile(path, field) {
-  throw configError(field, 'secret files cannot be read in this runtime (no file system): give the secret itself');
+function noFiles(field, what) {
+  throw configError(field, `${what} cannot be used in this runtime (no file system)`);
 }
 
 function readCaFile(path, field) {
@@ -37,10 +37,12 @@ function defaultEnv() {
 
 module.exports = {
   name: 'web',
-  readSecretFile,
-  rereadSecretFile: () => ({ code: 'ENOSYS' }),
-  fileStamp: () => 'none',
+  // Secret files are refused by name before anything is read (lib/secret-file.js).
+  files: false,
+  statFile: () => ({ code: 'ENOSYS' }),
+  readTextFile: () => ({ code: 'ENOSYS' }),
   readCaFile,
+  openCacheFile: () => noFiles('cachePath', 'a cache file'),
   createDefaultFetch,
   warn: (message) => console.warn(message),
   defaultEnv,

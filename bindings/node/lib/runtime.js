@@ -4,11 +4,13 @@
 // edge-light, deno and browser):
 //
 //   engine()  the engine backend: the napi-rs module or the wasm-bindgen module,
-//             both serving one internal interface (createTokenCache,
-//             createTokenCacheFromEnvironment, secretFileFromEnvironment,
-//             errorKinds, and the cache's methods), loaded on first use
-//   host()    what the runtime offers besides: files, the default transport,
-//             warnings, the process environment (lib/host-node.js, lib/host-web.js)
+//             both serving one internal interface (createTokenCache, envPlan,
+//             createTokenCacheFromEnv, retryRequest, closedError,
+//             createSecretFileWatch, tryLockFile (native only), errorKinds,
+//             and the cache's methods), loaded on first use
+//   host()    what the runtime offers besides: files (secret file, CA file, cron
+//             cache), the default transport, warnings, the process environment
+//             (lib/host-node.js, lib/host-web.js)
 
 let backend = null;
 let loadBackend = null;

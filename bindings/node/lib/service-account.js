@@ -3,17 +3,22 @@
 //
 // The engine decides everything (when to refresh, whether to retry, which
 // secret, what an error means). This class owns what a JS host owns: the
-// clock, `fetch`, one unref'd timer, promises, and the secret file (through
-// the runtime's host services: lib/host-node.js, lib/host-web.js).
+// clock, `fetch`, one unref'd timer, promises, the secret file and the cron
+// cache file (through the runtime's host services: lib/host-node.js,
+// lib/host-web.js). Every event comes from the engine; what a file is, when
+// it is looked at, and when the cache file is written or deleted are the
+// engine's rules and events too.
 //
 // Cache hits stay in JS: the current token and the engine's next deadline
-// (`nextWakeup()`) are kept here, and until that deadline nothing in the engine
-// can change unless this class calls it (invalidate, replaceSecrets), so the
-// token is served without calling the engine (native or wasm).
+// (`nextWakeup()`, capped at the secret file's next look) are kept here, and
+// until that deadline nothing in the engine can change unless this class calls
+// it (invalidate), so the token is served without calling the engine (native
+// or wasm).
 
 const { TokenCache, REDACTED, tokenOf } = require('./token-cache.js');
 const { TokenError, configError, INSPECT } = require('./errors.js');
 const { sendTokenRequest } = require('./transport.js');
+const { SecretFile } = require('./secret-file.js');
 const { engine, host: hostServices } = require('./runtime.js');
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -28,7 +33,28 @@ const HOST_OPTIONS = [
   'backgroundRefresh',
   'entropy',
   'waitUntil',
+  'logger',
+  'cachePath',
 ];
+
+/**
+ * Engine events a person should see when no `onEvent` is given: written
+ * through `logger.warn`, else `process.emitWarning` (Python logs the same
+ * ones at WARNING to its `tokenwell` logger).
+ */
+const WARN_EVENTS = new Set(['refresh_failed', 'secret_file_rejected', 'outage_grace_served', 'fetch_abandoned']);
+
+/** One line for a warned event (events never hold a secret or a token). */
+function describeEvent(event) {
+  const { type, at, actorType, actorId, ...rest } = event;
+  const who = `tokenwell ${type} (client ${actorId})`;
+  if (type === 'refresh_failed') {
+    const { kind, status, description } = rest.error ?? {};
+    return `${who}: ${kind}${status == null ? '' : ` (HTTP ${status})`}${description == null ? '' : `: ${description}`}`;
+  }
+  if (type === 'secret_file_rejected') return `${who}: ${rest.source}: ${rest.problem}; the secrets in use are kept`;
+  return `${who}: ${JSON.stringify(rest)}`;
+}
 
 /**
  * Splits ServiceAccount options into host options and engine options (camelCase).
@@ -65,6 +91,10 @@ function splitOptions(options) {
     throw new TypeError('clientSecretFile must be a path');
   }
   if (host.caFile !== undefined && typeof host.caFile !== 'string') throw new TypeError('caFile must be a path');
+  if (host.cachePath !== undefined && typeof host.cachePath !== 'string') throw new TypeError('cachePath must be a path');
+  if (host.logger !== undefined && typeof host.logger?.warn !== 'function') {
+    throw new TypeError('logger must be an object with a warn(message) method');
+  }
   if (host.caFile !== undefined && host.fetch !== undefined) {
     // Silently ignoring the CA would turn into a certificate error much later.
     throw configError('caFile', 'applies to the default transport only: with your own fetch, give its agent the CA');
@@ -72,15 +102,87 @@ function splitOptions(options) {
   return { host, engine, renamed };
 }
 
-/** Renames an engine option in a config error back to the name the caller used. */
+/**
+ * Renames an engine option in a config error back to the name the caller
+ * used (`requestTimeoutMs` → `timeoutMs`); the engine's wording stays.
+ */
 function withCallerNames(fn, renamed) {
   try {
     return fn();
   } catch (error) {
     const caller = error instanceof TokenError && error.field !== undefined ? renamed[error.field] : undefined;
     if (caller === undefined) throw error;
-    throw configError(caller, error.problem);
+    error.message = error.message.replace(error.field, caller);
+    if (error.description !== undefined) error.description = error.description.replace(error.field, caller);
+    error.field = caller;
+    throw error;
   }
+}
+
+/** The environment's string values (what the engine's `read_env` looks up). */
+function stringsOf(env) {
+  const out = {};
+  for (const [key, value] of Object.entries(env)) if (typeof value === 'string') out[key] = value;
+  return out;
+}
+
+/** The constructor's configuration: its options alone. */
+function settingsFromOptions(options) {
+  const parts = splitOptions(options);
+  const { host } = parts;
+  const now = (host.clock ?? Date.now)();
+  let secretFile = null;
+  let contents;
+  if (host.clientSecretFile !== undefined) {
+    secretFile = new SecretFile(host.clientSecretFile, 'clientSecretFile');
+    contents = secretFile.readAtStart(now);
+  }
+  const cache = withCallerNames(() => TokenCache._create(JSON.stringify(parts.engine), host.entropy, contents), parts.renamed);
+  const ca = host.caFile === undefined ? null : { path: host.caFile, certificates: hostServices().readCaFile(host.caFile, 'caFile') };
+  return { parts, cache, secretFile, ca, insecureHttpFrom: null };
+}
+
+/**
+ * `fromEnv`'s configuration, through the engine's host contract: `envPlan`
+ * (read_env, merge_env with the explicit options winning field by field, every
+ * missing variable named at once), then the secret file it names is read, then
+ * `createTokenCacheFromEnv` (into_config: errors name the variable, `SCOPE[1]`).
+ */
+function settingsFromEnv(options) {
+  const { prefix = '', env = hostServices().defaultEnv(), ...rest } = options ?? {};
+  if (typeof prefix !== 'string') throw new TypeError('prefix must be a string');
+  if (env === null || typeof env !== 'object') throw new TypeError('env must be an object');
+  const parts = splitOptions(rest);
+  const { host } = parts;
+  const request = {
+    prefix,
+    envJson: JSON.stringify(stringsOf(env)),
+    explicitJson: JSON.stringify(parts.engine),
+    secretFile: host.clientSecretFile,
+    caFile: host.caFile,
+  };
+  const plan = JSON.parse(
+    engine().envPlan(request.prefix, request.envJson, request.explicitJson, request.secretFile, request.caFile),
+  );
+  if (plan.error) {
+    withCallerNames(() => {
+      throw TokenError.fromEngine(plan.error);
+    }, parts.renamed);
+  }
+  const now = (host.clock ?? Date.now)();
+  let secretFile = null;
+  let contents;
+  if (plan.secretFile != null) {
+    secretFile = new SecretFile(plan.secretFile, plan.secretFileSource);
+    contents = secretFile.readAtStart(now);
+  }
+  const cache = withCallerNames(() => TokenCache._createFromEnv(request, host.entropy, contents), parts.renamed);
+  let ca = null;
+  // A CA file from the environment is for the default transport: with a fetch of one's own it is not used.
+  if (plan.caFile != null && (host.fetch === undefined || host.caFile !== undefined)) {
+    ca = { path: plan.caFile, certificates: hostServices().readCaFile(plan.caFile, plan.caFileSource) };
+  }
+  return { parts, cache, secretFile, ca, insecureHttpFrom: plan.sources.allowInsecureHttp ?? null };
 }
 
 /** Lets the process (Node, Bun) or the isolate (Deno) exit while only the refresh timer is left. */
@@ -100,8 +202,6 @@ function replayable(input, init) {
   return false;
 }
 
-const CONSTRUCT = Symbol('tokenwell.construct');
-
 /**
  * A service account: an OAuth 2.0 client credentials token, always fresh.
  *
@@ -111,6 +211,9 @@ const CONSTRUCT = Symbol('tokenwell.construct');
  * ```
  */
 class ServiceAccount {
+  /** The settings `fromEnv` made, handed to the one constructor (never visible outside the class). */
+  static #fromEnvSettings = null;
+
   #cache;
   /** For `account.fetch`: the caller's `fetch`, else the global one. */
   #fetch;
@@ -118,13 +221,15 @@ class ServiceAccount {
   #tokenFetch;
   #clock;
   #onEvent;
+  /** `warn(message, code)`: the `logger` option's, else the runtime's (process.emitWarning). */
+  #warn;
   #background;
   /** Keeps a runtime alive until a token request settles (a Worker's `ctx.waitUntil`), or null. */
   #waitUntil;
   /** The current access token and the engine's token object, or null. */
   #token = null;
   #info = null;
-  /** The engine's next wakeup: until then the token above is what the engine would serve. */
+  /** Until then the token above is what the engine would serve (its wakeup, capped by the secret file's next check). */
   #deadline = 0;
   /** fetchId -> promise settled once its outcome was reported to the engine. */
   #flights = new Map();
@@ -133,86 +238,56 @@ class ServiceAccount {
   #closed = false;
   #closeController = new AbortController();
   #secretFile = null;
+  #cacheFile = null;
   #description;
   #options;
 
   /**
    * @param {object} options tokenUrl, clientId, clientSecret (string or [current, previous]),
-   *   authMethod, scope, audience, refreshMarginSeconds, timeoutMs, fetch, onEvent,
-   *   clientSecretFile, clock, backgroundRefresh, and any engine option (camelCase).
+   *   authMethod, scope, audience, refreshMarginSeconds, timeoutMs, fetch, onEvent, logger,
+   *   clientSecretFile, cachePath, caFile, clock, backgroundRefresh, and any engine option (camelCase).
    */
-  constructor(options, internal) {
-    let parts;
-    let cache;
-    if (options === CONSTRUCT) {
-      ({ parts, cache } = internal);
-    } else {
-      parts = splitOptions(options);
-      const { host, engine, renamed } = parts;
-      const json = JSON.stringify(engine);
-      if (host.caFile !== undefined) {
-        parts.ca = { path: host.caFile, certificates: hostServices().readCaFile(host.caFile, 'caFile') };
-      }
-      if (host.clientSecretFile !== undefined) {
-        const contents = hostServices().readSecretFile(host.clientSecretFile, 'clientSecretFile');
-        cache = withCallerNames(() => TokenCache._create(json, host.entropy, contents), renamed);
-        parts.secretFile = { path: host.clientSecretFile, field: 'clientSecretFile' };
-      } else {
-        cache = withCallerNames(() => TokenCache._create(json, host.entropy, undefined), renamed);
-      }
-    }
+  constructor(options) {
+    const settings = ServiceAccount.#fromEnvSettings ?? settingsFromOptions(options);
+    ServiceAccount.#fromEnvSettings = null;
+    const { parts, cache } = settings;
     const { host } = parts;
     this.#cache = cache;
     this.#fetch = host.fetch ?? ((...args) => globalThis.fetch(...args));
-    this.#tokenFetch = host.fetch ?? hostServices().createDefaultFetch({ caCertificates: parts.ca?.certificates });
     this.#clock = host.clock ?? Date.now;
     this.#onEvent = host.onEvent ?? null;
+    const logger = host.logger;
+    this.#warn = logger ? (message) => logger.warn(message) : (message, code) => hostServices().warn(message, code);
     this.#background = host.backgroundRefresh !== false;
     this.#waitUntil = host.waitUntil ?? null;
-    if (parts.secretFile) {
-      this.#secretFile = { ...parts.secretFile, stamp: hostServices().fileStamp(parts.secretFile.path) };
-    }
+    this.#secretFile = settings.secretFile;
     this.#description = cache.describe();
-    this.#options = Object.freeze(this.#publicOptions(parts));
+    if (host.cachePath !== undefined) this.#cacheFile = hostServices().openCacheFile(host.cachePath, this.#warn);
+    this.#tokenFetch = host.fetch ?? hostServices().createDefaultFetch({ caCertificates: settings.ca?.certificates });
+    this.#options = Object.freeze(this.#publicOptions(settings));
+    if (settings.insecureHttpFrom !== null && this.#description.tokenUrl.startsWith('http:')) {
+      this.#warn(
+        `tokenwell: ${settings.insecureHttpFrom} allows the plain-http token URL ${this.#description.tokenUrl}: ` +
+          'the client secret crosses the network unencrypted',
+        'insecure_http',
+      );
+    }
   }
 
   /**
-   * Reads the configuration from environment variables (`CLIENT_ID`,
-   * `CLIENT_SECRET` or `CLIENT_SECRET_FILE`, `TOKEN_URL` or `HYDRA_URL`, `SCOPE`,
-   * `AUDIENCE`, `AUTH_METHOD`), each with an optional prefix. Missing or
-   * malformed values throw a `config` TokenError naming the variable.
-   * `TOKENWELL_CA_FILE` (no prefix) is the `caFile` of the default transport,
-   * unless `caFile` or `fetch` is given.
+   * The configuration from environment variables, through the engine's host
+   * contract (the variables are listed in the README and in core's `env`
+   * module), each with an optional `prefix`. Explicit options win over the
+   * environment, field by field. Missing or malformed values throw a `config`
+   * TokenError naming the variable (every missing one at once).
    */
   static fromEnv(options = {}) {
-    const { prefix = '', env = hostServices().defaultEnv(), ...rest } = options ?? {};
-    if (typeof prefix !== 'string') throw new TypeError('prefix must be a string');
-    if (env === null || typeof env !== 'object') throw new TypeError('env must be an object');
-    const parts = splitOptions(rest);
-    if (parts.host.clientSecretFile !== undefined) {
-      throw new TypeError('fromEnv reads the secret file from CLIENT_SECRET_FILE; do not pass clientSecretFile');
+    ServiceAccount.#fromEnvSettings = settingsFromEnv(options);
+    try {
+      return new ServiceAccount();
+    } finally {
+      ServiceAccount.#fromEnvSettings = null;
     }
-    // Hand the engine only the variables it may read: those with the prefix.
-    const relevant = {};
-    for (const [key, value] of Object.entries(env)) {
-      if (key.startsWith(prefix) && typeof value === 'string') relevant[key] = value;
-    }
-    const envJson = JSON.stringify(relevant);
-    const file = JSON.parse(engine().secretFileFromEnvironment(prefix, envJson));
-    if (file?.error) throw TokenError.fromEngine(file.error);
-    const contents = file ? hostServices().readSecretFile(file.path, file.variable) : undefined;
-    const cache = withCallerNames(
-      () => TokenCache._createFromEnv(prefix, envJson, JSON.stringify(parts.engine), parts.host.entropy, contents),
-      parts.renamed,
-    );
-    if (file) parts.secretFile = { path: file.path, field: file.variable };
-    if (parts.host.caFile !== undefined) {
-      parts.ca = { path: parts.host.caFile, certificates: hostServices().readCaFile(parts.host.caFile, 'caFile') };
-    } else if (parts.host.fetch === undefined && env.TOKENWELL_CA_FILE) {
-      const certificates = hostServices().readCaFile(env.TOKENWELL_CA_FILE, 'TOKENWELL_CA_FILE');
-      parts.ca = { path: env.TOKENWELL_CA_FILE, certificates };
-    }
-    return new ServiceAccount(CONSTRUCT, { parts, cache });
   }
 
   /** An access token, valid for at least the refresh margin. Throws a TokenError when none can be had. */
@@ -234,16 +309,19 @@ class ServiceAccount {
   }
 
   /**
-   * `fetch` with `Authorization: Bearer <token>`. On a 401 the token is
-   * invalidated (the engine rate-limits this) and the request is sent once
-   * more with a fresh token, if its body can be sent again.
+   * `fetch` with `Authorization: Bearer <token>`. The engine's 401 rule
+   * (`InvalidateOutcome::retry_request`, the same in Python's adapters): on a
+   * 401 the token is invalidated, and the request is sent once more with the
+   * token the account gives next when the engine says so (`invalidated` or
+   * `not_current`, never `rate_limited`) and its body can be sent again. The
+   * retry is never retried.
    */
   async fetch(input, init = undefined) {
     const token = await this.getToken();
     const response = await this.#authorized(input, init, token);
     if (response.status !== 401) return response;
     const outcome = this.invalidate(token);
-    if (outcome === 'rate_limited' || !replayable(input, init)) return response;
+    if (!engine().retryRequest(outcome) || !replayable(input, init)) return response;
     await response.body?.cancel().catch(() => {});
     return this.#authorized(input, init, await this.getToken());
   }
@@ -260,7 +338,10 @@ class ServiceAccount {
     return outcome;
   }
 
-  /** Stops the timer and aborts a token request in flight; the process can exit. */
+  /**
+   * Stops the timer and aborts a token request in flight; the process can
+   * exit. `getToken()` then rejects with a TokenError of kind `closed`.
+   */
   close() {
     if (this.#closed) return;
     this.#closed = true;
@@ -276,6 +357,11 @@ class ServiceAccount {
   /** The options, without secrets (safe to log). */
   get options() {
     return this.#options;
+  }
+
+  /** How many client secrets are configured now (after a rotation of the secret file, too). */
+  get secretCount() {
+    return this.#cache.describe().secretCount;
   }
 
   /** The engine's state: `idle`, `fetching`, `backing_off` or `held`. */
@@ -294,7 +380,7 @@ class ServiceAccount {
 
   // ---- internals ----------------------------------------------------------
 
-  #publicOptions(parts) {
+  #publicOptions(settings) {
     const d = this.#description;
     const out = {
       tokenUrl: d.tokenUrl,
@@ -306,8 +392,9 @@ class ServiceAccount {
       refreshMarginSeconds: d.refreshMarginMs / 1000,
       timeoutMs: d.requestTimeoutMs,
     };
-    if (parts.secretFile) out.clientSecretFile = parts.secretFile.path;
-    if (parts.ca) out.caFile = parts.ca.path;
+    if (settings.secretFile) out.clientSecretFile = settings.secretFile.path;
+    if (settings.ca) out.caFile = settings.ca.path;
+    if (this.#cacheFile) out.cachePath = this.#cacheFile.path;
     return out;
   }
 
@@ -318,46 +405,75 @@ class ServiceAccount {
     return this.#fetch(input, { ...init, headers });
   }
 
-  /** The slow path: asks the engine, does what it says, until it serves a token or fails. */
+  #closedError() {
+    return TokenError.fromEngine(JSON.parse(engine().closedError()));
+  }
+
+  /**
+   * The slow path: asks the engine, does what it says, until it serves a token
+   * or fails. With `cachePath`, each step holds the cache file's lock (in
+   * process and across processes), and a token request sent by this step
+   * keeps it until its outcome is reported (and the snapshot written).
+   */
   async #acquire() {
     for (;;) {
-      if (this.#closed) throw new Error('the ServiceAccount is closed');
+      if (this.#closed) throw this.#closedError();
       // Another caller may have installed a token while this one waited.
       if (this.#token !== null && this.#clock() < this.#deadline) return this.#info;
-      this.#syncSecretFile();
-      const poll = this.#cache.poll(this.#clock());
-      switch (poll.result) {
-        case 'ready':
-          this.#adopt(poll.token);
-          this.#afterEngineCall();
-          return poll.token;
-        case 'ready_and_send':
-          this.#adopt(poll.token);
-          this.#launch(poll.request);
-          this.#afterEngineCall();
-          return poll.token;
-        case 'send': {
-          this.#forget();
-          const flight = this.#launch(poll.request);
-          this.#afterEngineCall();
-          await flight;
-          break;
-        }
-        case 'wait': {
-          this.#forget();
-          this.#afterEngineCall();
-          const flight = this.#flights.get(poll.fetchId);
-          if (flight === undefined) throw new Error(`tokenwell bug: fetch ${poll.fetchId} is not tracked`);
-          await flight;
-          break;
-        }
-        case 'fail':
-          this.#forget();
-          this.#afterEngineCall();
-          throw poll.error;
-        default:
-          throw new Error(`tokenwell bug: unknown poll result ${poll.result}`);
+      const cacheFile = this.#cacheFile;
+      const locked = cacheFile !== null && (await cacheFile.lock(this.#description.requestTimeoutMs + 2000)) === 'held';
+      let step;
+      try {
+        if (this.#closed) throw this.#closedError();
+        step = this.#step();
+        if (locked && step.sent) await step.flight;
+      } finally {
+        if (locked) cacheFile.unlock();
       }
+      if (step.token) return step.token;
+      await step.flight;
+    }
+  }
+
+  /**
+   * One engine decision: look at the secret file and the cache file when the
+   * rules say so, poll, do the non-waiting part of the answer. Returns
+   * `{ token }`, or `{ flight, sent }` to await; throws the engine's error.
+   */
+  #step() {
+    const now = this.#clock();
+    this.#secretFile?.check(this.#cache, now);
+    this.#importCacheFile(now);
+    const poll = this.#cache.poll(now);
+    switch (poll.result) {
+      case 'ready':
+        this.#adopt(poll.token);
+        this.#afterEngineCall();
+        return { token: poll.token };
+      case 'ready_and_send':
+        this.#adopt(poll.token);
+        this.#launch(poll.request);
+        this.#afterEngineCall();
+        return { token: poll.token };
+      case 'send': {
+        this.#forget();
+        const flight = this.#launch(poll.request);
+        this.#afterEngineCall();
+        return { flight, sent: true };
+      }
+      case 'wait': {
+        this.#forget();
+        this.#afterEngineCall();
+        const flight = this.#flights.get(poll.fetchId);
+        if (flight === undefined) throw new Error(`tokenwell bug: fetch ${poll.fetchId} is not tracked`);
+        return { flight, sent: false };
+      }
+      case 'fail':
+        this.#forget();
+        this.#afterEngineCall();
+        throw poll.error;
+      default:
+        throw new Error(`tokenwell bug: unknown poll result ${poll.result}`);
     }
   }
 
@@ -367,15 +483,21 @@ class ServiceAccount {
     this.#timerAt = 0;
     if (this.#closed) return;
     try {
-      this.#syncSecretFile();
-      const poll = this.#cache.poll(this.#clock());
-      if (poll.token) this.#adopt(poll.token);
-      else this.#forget();
-      if (poll.request) this.#launch(poll.request);
-      // `fail` has no caller to throw to: the engine's events report it.
-      this.#afterEngineCall();
+      this.#step();
     } catch (error) {
-      hostServices().warn(`tokenwell: background refresh failed: ${error?.message ?? error}`);
+      // `fail` has no caller to throw to: the engine's events report it.
+      if (!(error instanceof TokenError)) this.#warn(`tokenwell: background refresh failed: ${error?.message ?? error}`);
+    }
+  }
+
+  /** A snapshot another process (or an earlier run) wrote, if the file changed; the engine decides whether it is usable. */
+  #importCacheFile(now) {
+    if (this.#cacheFile === null) return;
+    const text = this.#cacheFile.readIfChanged();
+    if (text === null) return;
+    const imported = this.#cache.importSnapshot(text, now);
+    if (imported.result === 'error' && imported.reason !== 'expired') {
+      this.#warn(`tokenwell: cache_ignored ${this.#cacheFile.path}: reason=${imported.reason}`, 'cache_ignored');
     }
   }
 
@@ -394,6 +516,8 @@ class ServiceAccount {
           ? this.#cache.handleResponse(id, outcome.status, outcome.headers, outcome.body, now)
           : this.#cache.handleTransportError(id, outcome.kind, outcome.message, now);
       if (result.result === 'token') this.#adopt(result.token);
+      // The secret may have been rotated under us: the watch looks at the file now.
+      else if (result.error.kind === 'invalid_client') this.#secretFile?.check(this.#cache, now, true);
       this.#afterEngineCall();
     })().finally(() => this.#flights.delete(id));
     this.#flights.set(id, flight);
@@ -403,7 +527,7 @@ class ServiceAccount {
       try {
         this.#waitUntil(flight);
       } catch (error) {
-        hostServices().warn(`tokenwell: waitUntil threw: ${error?.message ?? error}`);
+        this.#warn(`tokenwell: waitUntil threw: ${error?.message ?? error}`);
       }
     }
     return flight;
@@ -419,12 +543,18 @@ class ServiceAccount {
     this.#info = null;
   }
 
-  /** After any engine call: deliver its events, take its new deadline, re-arm the timer. */
+  /**
+   * After any engine call: act on its events (the cache file), deliver them,
+   * take its new deadline, re-arm the timer.
+   */
   #afterEngineCall() {
-    if (this.#onEvent !== null) this.#deliverEvents(this.#cache.drainEvents());
+    const events = this.#cache.drainEvents();
+    if (this.#cacheFile !== null) for (const event of events) this.#cacheFileFor(event);
+    this.#deliverEvents(events);
     if (this.#closed) return;
     const wake = this.#cache.nextWakeup();
-    this.#deadline = wake ?? 0;
+    // The secret file is looked at on the token path at the watch's interval: a hit may not outlive it.
+    this.#deadline = wake === null ? 0 : this.#secretFile === null ? wake : Math.min(wake, this.#secretFile.nextCheck(this.#clock()));
     if (!this.#background || wake === null) {
       clearTimeout(this.#timer);
       this.#timer = null;
@@ -439,46 +569,32 @@ class ServiceAccount {
     unref(this.#timer);
   }
 
+  /**
+   * The cache file follows the engine: a new token is written for the next
+   * process; a token the engine dropped (the API refused it) is deleted, or
+   * the next run would load it again.
+   */
+  #cacheFileFor(event) {
+    if (event.type === 'token_acquired') {
+      const snapshot = this.#cache.exportSnapshot(event.at);
+      if (snapshot !== null) this.#cacheFile.write(snapshot);
+    } else if (event.type === 'token_invalidated') {
+      this.#cacheFile.removeIfUnchanged();
+    }
+  }
+
   #deliverEvents(events) {
     for (const event of events) {
+      if (this.#onEvent === null) {
+        if (WARN_EVENTS.has(event.type)) this.#warn(describeEvent(event), event.type);
+        continue;
+      }
       try {
         this.#onEvent(event);
       } catch (error) {
-        hostServices().warn(`tokenwell: onEvent threw: ${error?.message ?? error}`);
+        this.#warn(`tokenwell: onEvent threw: ${error?.message ?? error}`);
       }
     }
-  }
-
-  /**
-   * Re-reads the secret file when it changed (one `stat` per engine call; a
-   * Kubernetes secret update swaps a symlink, which changes the inode).
-   */
-  #syncSecretFile() {
-    const file = this.#secretFile;
-    if (file === null) return;
-    const stamp = hostServices().fileStamp(file.path);
-    if (stamp === file.stamp) return;
-    const { contents, code } = hostServices().rereadSecretFile(file.path);
-    if (contents === undefined) {
-      this.#hostEvent({ type: 'secret_file_rejected', field: file.field, problem: `cannot be read (${code})` });
-      return;
-    }
-    const outcome = this.#cache.replaceSecretsFromFile(contents, file.field, this.#clock());
-    if (outcome.result === 'error') {
-      // Half-written or empty: keep the secrets in use and look again next time.
-      this.#hostEvent({ type: 'secret_file_rejected', field: file.field, problem: outcome.error.problem });
-      return;
-    }
-    file.stamp = stamp;
-    this.#afterEngineCall();
-  }
-
-  /** An event of the host's own (the secret file could not be used), in the engine's event shape. */
-  #hostEvent(fields) {
-    if (this.#onEvent === null) return;
-    this.#deliverEvents([
-      { at: this.#clock(), actorType: 'client', actorId: this.#description.clientId, ...fields },
-    ]);
   }
 }
 

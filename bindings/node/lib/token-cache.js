@@ -155,19 +155,22 @@ class TokenCache {
     return TokenCache._wrap(unwrap(engine().createTokenCache(optionsJson, checkEntropy(entropy), secretFileContents)));
   }
 
-  /** @internal Creates the native cache from environment variables. */
-  static _createFromEnv(prefix, envJson, overridesJson, entropy, secretFileContents) {
-    return TokenCache._wrap(
-      unwrap(
-        engine().createTokenCacheFromEnvironment(
-          prefix,
-          envJson,
-          overridesJson,
-          checkEntropy(entropy),
-          secretFileContents ?? undefined,
-        ),
-      ),
+  /**
+   * @internal The cache `fromEnv` builds: `request` is `{ prefix, envJson,
+   * explicitJson, secretFile, caFile }`, as given to the backend's `envPlan`.
+   */
+  static _createFromEnv(request, entropy, secretFileContents) {
+    const { prefix, envJson, explicitJson, secretFile, caFile } = request;
+    const created = engine().createTokenCacheFromEnv(
+      prefix,
+      envJson,
+      explicitJson,
+      secretFile ?? undefined,
+      caFile ?? undefined,
+      checkEntropy(entropy),
+      secretFileContents ?? undefined,
     );
+    return TokenCache._wrap(unwrap(created));
   }
 
   /** What the host should do now. */
@@ -227,12 +230,29 @@ class TokenCache {
     return replacedOf(JSON.parse(this.#native.replaceSecrets(JSON.stringify(list), instant('now', now))));
   }
 
-  /** Replaces the secrets with a secret file's contents (one per line); `field` names the file in errors. */
-  replaceSecretsFromFile(contents, field, now) {
+  /**
+   * Replaces the secrets with a secret file's contents (one per line, current
+   * first), the engine's one entry point for secret files: a file without a
+   * valid secret keeps the secrets in use, returns the error and queues one
+   * `secret_file_rejected` event naming `source` (the variable or option that
+   * named the file).
+   */
+  replaceSecretsFromFile(contents, source, now) {
     if (typeof contents !== 'string') throw new TypeError('contents must be a string');
-    return replacedOf(
-      JSON.parse(this.#native.replaceSecretsFromFile(contents, String(field ?? 'secretFile'), instant('now', now))),
-    );
+    if (typeof source !== 'string') throw new TypeError('source must be the name of the variable or option');
+    return replacedOf(JSON.parse(this.#native.replaceSecretsFromFile(contents, source, instant('now', now))));
+  }
+
+  /**
+   * The secret file named by `source` could not be read (`problem` says why,
+   * never what it holds): the secrets in use stay, and the engine queues one
+   * `secret_file_rejected` event.
+   */
+  reportSecretFileProblem(source, problem, now) {
+    if (typeof source !== 'string' || typeof problem !== 'string') {
+      throw new TypeError('source and problem must be strings');
+    }
+    this.#native.reportSecretFileProblem(source, problem, instant('now', now));
   }
 
   /** Takes every queued event, oldest first. */

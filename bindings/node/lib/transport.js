@@ -170,18 +170,31 @@ async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSig
     const headers = response.headers == null ? [] : Array.from(response.headers, ([n, v]) => [n, v]);
     return { type: 'response', status: response.status, headers, body };
   } catch (error) {
+    // A failure to reach the endpoint names its host and port (never more of the URL), as in Python.
+    const at = endpoint(request.url);
     if (timeout.aborted) {
-      return { type: 'transport', kind: 'timeout', message: `no complete response within ${request.timeoutMs} ms` };
+      return { type: 'transport', kind: 'timeout', message: `${at}: no complete response within ${request.timeoutMs} ms` };
     }
     if (closeSignal?.aborted) return { type: 'transport', kind: 'other', message: 'aborted: the account was closed' };
     const certificate = certificateFailure(error);
-    if (certificate !== null) return { type: 'transport', kind: 'tls', message: certificate };
+    if (certificate !== null) return { type: 'transport', kind: 'tls', message: `${at}: ${certificate}` };
     const code = codeOf(error);
     let kind = stage === 'read' ? 'io' : 'other';
     if (CONNECT_CODES.has(code)) kind = 'connect';
     else if (IO_CODES.has(code)) kind = 'io';
     else if (TIMEOUT_CODES.has(code)) kind = 'timeout';
-    return { type: 'transport', kind, message: describe(error) };
+    const message = describe(error);
+    return { type: 'transport', kind, message: kind === 'other' ? message : `${at}: ${message}` };
+  }
+}
+
+/** `host:port` of a URL (the scheme's default port when none is given). */
+function endpoint(url) {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`; // IPv6 hostnames keep their brackets
+  } catch {
+    return 'the token endpoint';
   }
 }
 

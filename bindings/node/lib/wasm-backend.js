@@ -18,8 +18,15 @@ function createWasmBackend(wasmModule) {
   return Object.freeze({
     name: 'wasm',
     createTokenCache: glue.createTokenCache,
-    createTokenCacheFromEnvironment: glue.createTokenCacheFromEnvironment,
-    secretFileFromEnvironment: glue.secretFileFromEnvironment,
+    envPlan: glue.envPlan,
+    createTokenCacheFromEnv: glue.createTokenCacheFromEnv,
+    retryRequest: glue.retryRequest,
+    closedError: glue.closedError,
+    secretFileCheckIntervalMs: glue.secretFileCheckIntervalMs(),
+    createSecretFileWatch: () => new glue.WasmSecretFileWatch(),
+    // No flock in wasm: a cron cache file is shared without the cross-process
+    // lock (a second process may fetch a token of its own; never a wrong one).
+    tryLockFile: null,
     errorKinds: glue.errorKinds,
   });
 }

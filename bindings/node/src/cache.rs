@@ -7,9 +7,9 @@
 use napi::bindgen_prelude::{BigInt, Buffer, Either};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
-use tokenwell_js::{whole_number, ArgError, JsonCache};
+use tokenwell_js::{whole_number, ArgError, EnvRequest, JsonCache};
 
-fn arg_error(error: ArgError) -> Error {
+pub(crate) fn arg_error(error: ArgError) -> Error {
     Error::new(Status::InvalidArg, error.message)
 }
 
@@ -50,32 +50,61 @@ pub fn create_token_cache(
     Ok(created(tokenwell_js::create_token_cache(&options_json, entropy, secret_file_contents.as_deref())))
 }
 
-/// The secret file the environment names, as JSON: `{"path": ..., "variable": ...}`,
-/// `null`, or `{"error": E}` when the environment is incomplete.
+/// Step one of `fromEnv` (the engine's `read_env` → `merge_env` → required
+/// check): JSON `{"secretFile", "secretFileSource", "caFile", "caFileSource",
+/// "sources"}` naming what the host reads next, or `{"error": E}`.
 #[napi(catch_unwind)]
-pub fn secret_file_from_environment(prefix: String, env_json: String) -> String {
-    tokenwell_js::secret_file_from_environment(&prefix, &env_json)
-}
-
-/// A cache from environment variables (engine's `options_from_env`), with
-/// `overrides_json` for options the environment does not carry and the
-/// contents of the secret file it names. Errors name the variable.
-#[napi(catch_unwind)]
-pub fn create_token_cache_from_environment(
+pub fn env_plan(
     prefix: String,
     env_json: String,
-    overrides_json: String,
+    explicit_json: String,
+    secret_file: Option<String>,
+    ca_file: Option<String>,
+) -> String {
+    tokenwell_js::env_plan(&EnvRequest {
+        prefix: &prefix,
+        env_json: &env_json,
+        explicit_json: &explicit_json,
+        secret_file: secret_file.as_deref(),
+        ca_file: ca_file.as_deref(),
+    })
+}
+
+/// Step two of `fromEnv`: the cache, from the same arguments and the contents
+/// of the secret file step one named; or a `config` error as JSON naming the
+/// variable (`SCOPE[1]`) or the explicit option.
+#[napi(catch_unwind)]
+pub fn create_token_cache_from_env(
+    prefix: String,
+    env_json: String,
+    explicit_json: String,
+    secret_file: Option<String>,
+    ca_file: Option<String>,
     entropy: Option<Either<f64, BigInt>>,
     secret_file_contents: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
-    Ok(created(tokenwell_js::create_token_cache_from_environment(
-        &prefix,
-        &env_json,
-        &overrides_json,
-        entropy,
-        secret_file_contents.as_deref(),
-    )))
+    let request = EnvRequest {
+        prefix: &prefix,
+        env_json: &env_json,
+        explicit_json: &explicit_json,
+        secret_file: secret_file.as_deref(),
+        ca_file: ca_file.as_deref(),
+    };
+    Ok(created(tokenwell_js::create_token_cache_from_env(&request, entropy, secret_file_contents.as_deref())))
+}
+
+/// The engine's 401 rule: whether to send a request once more after a 401
+/// for which `invalidate` answered `outcome`.
+#[napi(catch_unwind)]
+pub fn retry_request(outcome: String) -> Result<bool> {
+    tokenwell_js::retry_request(&outcome).map_err(arg_error)
+}
+
+/// The error of a token asked for after `close()` (kind `closed`), as JSON.
+#[napi(catch_unwind)]
+pub fn closed_error() -> String {
+    tokenwell_js::closed_error()
 }
 
 /// Every engine error kind with its fault and whether the engine retries it,
@@ -130,11 +159,19 @@ impl NativeTokenCache {
         self.inner.replace_secrets(&secrets_json, now).map_err(arg_error)
     }
 
-    /// `replace_secrets` with the contents of a secret file (parsed by the
-    /// engine's `parse_secret_file`); `field` names the file in errors.
+    /// The engine's entry point for a secret file's contents: a file without
+    /// a valid secret keeps the secrets and queues `secret_file_rejected`
+    /// naming `source`.
     #[napi(catch_unwind)]
-    pub fn replace_secrets_from_file(&mut self, contents: String, field: String, now: f64) -> Result<String> {
-        self.inner.replace_secrets_from_file(&contents, &field, now).map_err(arg_error)
+    pub fn replace_secrets_from_file(&mut self, contents: String, source: String, now: f64) -> Result<String> {
+        self.inner.replace_secrets_from_file(&contents, &source, now).map_err(arg_error)
+    }
+
+    /// The secret file named by `source` could not be `stat`ed or read
+    /// (`problem` says why, with its path): one `secret_file_rejected` event.
+    #[napi(catch_unwind)]
+    pub fn report_secret_file_problem(&mut self, source: String, problem: String, now: f64) -> Result<()> {
+        self.inner.report_secret_file_problem(&source, &problem, now).map_err(arg_error)
     }
 
     /// Drains the event queue: a JSON list of events, oldest first.

@@ -142,8 +142,9 @@ test('clientSecretFile: a rotated secret is picked up without a restart, and lif
     const held = server.requests.length;
     await assert.rejects(account.getToken(), (e) => e.kind === 'invalid_client');
     assert.equal(server.requests.length, held, 'fail fast while held');
-    // ...until the file brings the new one: the hold is lifted at once.
+    // ...until the file brings the new one: the hold is lifted at the watch's next look (within a second).
     rotateFile(file, 'secret-three\n');
+    clock.advance(1000);
     assert.equal(await account.getToken(), `at-${held + 1}`);
     assert.ok(events.some((e) => e.type === 'secrets_replaced' && e.holdLifted === true));
 
@@ -152,7 +153,7 @@ test('clientSecretFile: a rotated secret is picked up without a restart, and lif
     clock.advance(3_600_000);
     assert.equal(await account.getToken(), `at-${held + 2}`);
     assert.equal(server.requests.at(-1).secret, 'secret-three');
-    assert.ok(events.some((e) => e.type === 'secret_file_rejected' && e.field === 'clientSecretFile'));
+    assert.ok(events.some((e) => e.type === 'secret_file_rejected' && e.source === 'clientSecretFile'));
     assertNoSecret(JSON.stringify(events));
   } finally {
     account.close();

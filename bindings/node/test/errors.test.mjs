@@ -2,7 +2,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TokenCache, TokenError, ERROR_KINDS, engineErrorKinds } from '../index.js';
+import * as tokenwell from '../index.js';
+import { TokenCache, TokenError, ERROR_KINDS } from '../index.js';
+import { engineErrorKinds } from '../lib/errors.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -104,4 +106,9 @@ test("transport kind 'tls' (a certificate not verified) is tls_certificate: a he
   assert.match(error.description, /TOKENWELL_CA_FILE/);
   assert.equal(cache.state, 'held');
   assert.throws(() => cache.handleTransportError(request.fetchId, 'ssl', '', T0 + 2), { name: 'TypeError', message: /"tls"/ });
+});
+
+test('the package entry exports the public API only (no internal helpers such as engineErrorKinds)', () => {
+  const names = Object.keys(tokenwell).filter((name) => name !== 'default' && name !== 'module.exports');
+  assert.deepEqual(names.sort(), ['ERROR_KINDS', 'ServiceAccount', 'TokenCache', 'TokenError', 'engineBackend']);
 });

@@ -241,7 +241,13 @@ test('transport: timeoutMs aborts the request; every failure is a typed TokenErr
     await server.close();
     const { acct } = await account(server);
     try {
-      await assert.rejects(acct.getToken(), (e) => e.kind === 'transport' && /ECONNREFUSED/.test(e.description));
+      const { port } = new URL(server.url);
+      await assert.rejects(acct.getToken(), (e) => {
+        assert.equal(e.kind, 'transport');
+        assert.match(e.description, /ECONNREFUSED/);
+        assert.ok(e.description.startsWith(`127.0.0.1:${port}: `), `the endpoint is named: ${e.description}`);
+        return true;
+      });
     } finally {
       acct.close();
     }
@@ -337,7 +343,33 @@ test('an injected fetch receives the engine request exactly', async () => {
   const auth = new Headers(seen[0].init.headers).get('authorization');
   assert.equal(Buffer.from(auth.replace('Basic ', ''), 'base64').toString(), 'billing+worker:p%40ss%3A+%25%2B%26%3D');
   acct.close();
-  await assert.rejects(acct.getToken(), /closed/);
+  await assert.rejects(acct.getToken(), (e) => {
+    assert.ok(e instanceof TokenError, `a TokenError, got ${e}`);
+    assert.equal(e.kind, 'closed');
+    assert.equal(e.fault, 'host');
+    assert.equal(e.retryable, false);
+    return true;
+  });
+});
+
+test('close() while a token request is in flight: its waiters reject with kind closed', async () => {
+  let answer;
+  const acct = new ServiceAccount({
+    tokenUrl: 'https://auth.example/oauth2/token',
+    clientId: 'c',
+    clientSecret: 's',
+    fetch: () =>
+      new Promise((resolve) => {
+        answer = resolve;
+      }),
+    backgroundRefresh: false,
+  });
+  const waiting = acct.getToken();
+  await new Promise((resolve) => setImmediate(resolve)); // the request is handed to fetch
+  assert.equal(typeof answer, 'function', 'the token request was sent');
+  acct.close();
+  answer(new Response('{"access_token":"too-late","expires_in":60}'));
+  await assert.rejects(waiting, (e) => e instanceof TokenError && e.kind === 'closed');
 });
 
 test('background refresh on the engine wakeup (real clock): callers never wait', async () => {

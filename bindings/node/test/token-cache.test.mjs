@@ -123,7 +123,13 @@ test('secrets are replaced from a list or a file, errors naming the field', () =
   assert.equal(bad.error.field, 'CLIENT_SECRET_FILE');
   const empty = cache.replaceSecrets(['x', ''], T0);
   assert.equal(empty.error.field, 'clientSecret[1]');
-  assert.deepEqual(cache.drainEvents().map((e) => e.type), ['secrets_replaced', 'secrets_replaced']);
+  // A rejected file is the engine's event, naming the file's source.
+  assert.deepEqual(cache.drainEvents().map((e) => e.type), ['secrets_replaced', 'secrets_replaced', 'secret_file_rejected']);
+  cache.reportSecretFileProblem('CLIENT_SECRET_FILE', 'cannot read the secret file /run/s (ENOENT)', T0);
+  const [unreadable] = cache.drainEvents();
+  assert.equal(unreadable.type, 'secret_file_rejected');
+  assert.equal(unreadable.source, 'CLIENT_SECRET_FILE');
+  assert.match(unreadable.problem, /\/run\/s \(ENOENT\)/);
 });
 
 test('a snapshot round-trips into a second cache and is refused elsewhere', () => {

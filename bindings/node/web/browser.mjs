@@ -10,5 +10,5 @@ const wasmModule =
     : await WebAssembly.compile(await response.arrayBuffer());
 const api = web.start(wasmModule);
 
-export const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineErrorKinds, engineBackend } = api;
+export const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend } = api;
 export default api;

@@ -5,5 +5,5 @@ import web from '../lib/web.js';
 
 const api = web.start(wasmModule);
 
-export const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineErrorKinds, engineBackend } = api;
+export const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend } = api;
 export default api;

@@ -18,7 +18,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use tokenwell_js::{whole_number, ArgError, JsonCache};
+use tokenwell_js::{whole_number, ArgError, EnvRequest, JsonCache, JsonSecretFileWatch};
 use wasm_bindgen::prelude::*;
 
 fn arg_error(error: ArgError) -> JsError {
@@ -67,31 +67,102 @@ pub fn create_token_cache(
     Ok(created(tokenwell_js::create_token_cache(options_json, entropy, secret_file_contents.as_deref())))
 }
 
-/// The secret file the environment names, as JSON: `{"path": ..., "variable": ...}`,
-/// `null`, or `{"error": E}` when the environment is incomplete.
-#[wasm_bindgen(js_name = secretFileFromEnvironment)]
-pub fn secret_file_from_environment(prefix: &str, env_json: &str) -> String {
-    tokenwell_js::secret_file_from_environment(prefix, env_json)
-}
-
-/// A cache from environment variables, with options the environment does not
-/// carry and the contents of the secret file it names. Errors name the variable.
-#[wasm_bindgen(js_name = createTokenCacheFromEnvironment)]
-pub fn create_token_cache_from_environment(
+/// Step one of `fromEnv` (the engine's `read_env` → `merge_env` → required
+/// check): JSON naming what the host reads next, or `{"error": E}`.
+#[wasm_bindgen(js_name = envPlan)]
+pub fn env_plan(
     prefix: &str,
     env_json: &str,
-    overrides_json: &str,
+    explicit_json: &str,
+    secret_file: Option<String>,
+    ca_file: Option<String>,
+) -> String {
+    tokenwell_js::env_plan(&EnvRequest {
+        prefix,
+        env_json,
+        explicit_json,
+        secret_file: secret_file.as_deref(),
+        ca_file: ca_file.as_deref(),
+    })
+}
+
+/// Step two of `fromEnv`: the cache from the same arguments and the secret
+/// file's contents, or a `config` error as JSON text naming the variable.
+#[wasm_bindgen(js_name = createTokenCacheFromEnv)]
+pub fn create_token_cache_from_env(
+    prefix: &str,
+    env_json: &str,
+    explicit_json: &str,
+    secret_file: Option<String>,
+    ca_file: Option<String>,
     entropy: JsValue,
     secret_file_contents: Option<String>,
 ) -> Result<JsValue, JsError> {
     let entropy = entropy_bits(&entropy)?;
-    Ok(created(tokenwell_js::create_token_cache_from_environment(
+    let request = EnvRequest {
         prefix,
         env_json,
-        overrides_json,
-        entropy,
-        secret_file_contents.as_deref(),
-    )))
+        explicit_json,
+        secret_file: secret_file.as_deref(),
+        ca_file: ca_file.as_deref(),
+    };
+    Ok(created(tokenwell_js::create_token_cache_from_env(&request, entropy, secret_file_contents.as_deref())))
+}
+
+/// The engine's 401 rule: whether to send a request once more after a 401
+/// for which `invalidate` answered `outcome`.
+#[wasm_bindgen(js_name = retryRequest)]
+pub fn retry_request(outcome: &str) -> Result<bool, JsError> {
+    tokenwell_js::retry_request(outcome).map_err(arg_error)
+}
+
+/// The error of a token asked for after `close()` (kind `closed`), as JSON.
+#[wasm_bindgen(js_name = closedError)]
+pub fn closed_error() -> String {
+    tokenwell_js::closed_error()
+}
+
+/// How often (ms) the secret file is checked on the token path.
+#[wasm_bindgen(js_name = secretFileCheckIntervalMs)]
+pub fn secret_file_check_interval_ms() -> f64 {
+    tokenwell_js::SECRET_FILE_CHECK_INTERVAL_MS
+}
+
+/// The engine's rule for noticing a changed secret file (see the napi
+/// binding's `NativeSecretFileWatch`; stamps are JSON with decimal strings).
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct WasmSecretFileWatch {
+    inner: JsonSecretFileWatch,
+}
+
+#[wasm_bindgen]
+impl WasmSecretFileWatch {
+    /// A watch that has read nothing yet.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to `stat` the file now (`forced` after `invalid_client`).
+    pub fn due(&self, now: f64, forced: bool) -> Result<bool, JsError> {
+        self.inner.due(now, forced).map_err(arg_error)
+    }
+
+    /// Records a check that found `stamp`; whether the file must be read.
+    pub fn changed(&mut self, stamp: &str, now: f64) -> Result<bool, JsError> {
+        self.inner.changed(stamp, now).map_err(arg_error)
+    }
+
+    /// Records a check that could not `stat` or read the file.
+    pub fn failed(&mut self, now: f64) -> Result<(), JsError> {
+        self.inner.failed(now).map_err(arg_error)
+    }
+
+    /// Records that the file with `stamp` was read (valid or not).
+    pub fn read(&mut self, stamp: &str) -> Result<(), JsError> {
+        self.inner.read(stamp).map_err(arg_error)
+    }
 }
 
 /// Every engine error kind with its fault and whether the engine retries it, as JSON.
@@ -149,10 +220,18 @@ impl WasmTokenCache {
         self.inner.replace_secrets(secrets_json, now).map_err(arg_error)
     }
 
-    /// Replaces the secrets with a secret file's contents; `field` names the file in errors.
+    /// The engine's entry point for a secret file's contents: a file without
+    /// a valid secret keeps the secrets and queues `secret_file_rejected`.
     #[wasm_bindgen(js_name = replaceSecretsFromFile)]
-    pub fn replace_secrets_from_file(&mut self, contents: &str, field: &str, now: f64) -> Result<String, JsError> {
-        self.inner.replace_secrets_from_file(contents, field, now).map_err(arg_error)
+    pub fn replace_secrets_from_file(&mut self, contents: &str, source: &str, now: f64) -> Result<String, JsError> {
+        self.inner.replace_secrets_from_file(contents, source, now).map_err(arg_error)
+    }
+
+    /// The secret file named by `source` could not be `stat`ed or read: one
+    /// `secret_file_rejected` event.
+    #[wasm_bindgen(js_name = reportSecretFileProblem)]
+    pub fn report_secret_file_problem(&mut self, source: &str, problem: &str, now: f64) -> Result<(), JsError> {
+        self.inner.report_secret_file_problem(source, problem, now).map_err(arg_error)
     }
 
     /// Drains the event queue: a JSON list of events, oldest first.

@@ -1,81 +1,41 @@
-//! Configuration in: JS options (camelCase JSON) and environment variables,
+//! Configuration in: JS options (camelCase JSON) and the environment,
 //! converted to the engine's `ConfigOptions` and validated by the engine.
 //!
-//! The engine validates; this file only converts, and renames the field a
-//! `ConfigError` names back to what the caller wrote: the camelCase option, or
-//! the environment variable it came from.
+//! Nothing here words a configuration error the engine knows about: options
+//! are parsed by the engine (`Config::from_json` locates and words a value of
+//! the wrong type), `fromEnv` makes exactly the calls of the engine's host
+//! contract (`read_env` → `merge_env` → `EnvMerged::into_config`, see
+//! `tokenwell::env`), and errors only get their field's spelling converted
+//! back to camelCase (`request_timeout_ms` → `requestTimeoutMs`); a field
+//! named after an environment variable (`SCOPE[1]`) is left as it is.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use tokenwell::{options_from_env, parse_secret_file, Config, ConfigError, ConfigOptions, SecretOrSecrets};
+use tokenwell::{
+    merge_env, parse_secret_file, read_env, Config, ConfigError, ConfigOptions, EnvMerged, ExplicitOptions,
+    SecretOrSecrets,
+};
 
 use crate::json::{camel_case, snake_case};
 
-/// How a configuration error's field is named for the caller.
-pub(crate) enum FieldNames<'a> {
-    /// camelCase option names (`tokenUrl`).
-    Options,
-    /// Environment variables with this prefix; the secret came from the file variable if set.
-    Env { prefix: &'a str, env: &'a HashMap<String, String>, secret_file_var: Option<String> },
-}
-
-impl FieldNames<'_> {
-    /// The caller's name for the engine's `snake_case` field (which may carry an index, `scope[2]`).
-    pub(crate) fn name(&self, field: &str) -> String {
-        let (base, index) = match field.find('[') {
-            Some(i) => (&field[..i], &field[i..]),
-            None => (field, ""),
-        };
-        match self {
-            FieldNames::Options => camel_case(field),
-            FieldNames::Env { prefix, env, secret_file_var } => {
-                let var = |n: &str| format!("{prefix}{n}");
-                let is_set = |n: &str| env.get(&var(n)).is_some_and(|v| !v.trim().is_empty());
-                let variable = match base {
-                    "token_url" if !is_set("TOKEN_URL") && is_set("HYDRA_URL") => var("HYDRA_URL"),
-                    "token_url" if !is_set("TOKEN_URL") && is_set("ISSUER_URL") => var("ISSUER_URL"),
-                    "token_url" => var("TOKEN_URL"),
-                    "client_id" => var("CLIENT_ID"),
-                    "client_secret" => secret_file_var.clone().unwrap_or_else(|| var("CLIENT_SECRET")),
-                    "scope" => var("SCOPE"),
-                    "audience" => var("AUDIENCE"),
-                    "auth_method" => var("AUTH_METHOD"),
-                    // Not read from the environment: an option given beside it.
-                    _ => return camel_case(field),
-                };
-                format!("{variable}{index}")
-            }
-        }
-    }
-}
-
-/// A `serde_json` error as a problem text that never echoes a value (a secret
-/// put in the wrong option must not end up in a log).
-fn describe_serde_error(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    if text.starts_with("unknown field") {
-        return "is not a known option".to_owned();
-    }
-    let expected = text.find("expected ").map(|i| &text[i..]).map(|rest| match rest.find(" at line ") {
-        Some(end) => &rest[..end],
-        None => rest,
-    });
-    match expected {
-        Some(expected) => {
-            let expected = expected
-                .replace("u64", "a non-negative integer")
-                .replace("usize", "a non-negative integer")
-                .replace("f64", "a number");
-            format!("has the wrong type or value ({expected})")
-        }
-        None => "has the wrong type or value".to_owned(),
+/// The caller's name for the field an engine error names: an option in
+/// camelCase (`scope[1]` → `scope[1]`, `client_secret_file` → `clientSecretFile`),
+/// an environment variable as it is (`SCOPE[1]`, `BILLING_TOKEN_URL`).
+/// The engine names options in `snake_case` and variables by their names,
+/// which always hold capitals (`{prefix}CLIENT_ID`, `TOKENWELL_CA_FILE`).
+pub(crate) fn js_field(field: &str) -> String {
+    let base = field.find('[').map_or(field, |at| &field[..at]);
+    if base.bytes().any(|b| b.is_ascii_uppercase()) {
+        field.to_owned()
+    } else {
+        camel_case(field)
     }
 }
 
 /// Parses JS options (JSON text of an object, camelCase or `snake_case` keys)
-/// into the engine's options. Each key is checked on its own first, so a type
-/// error names its field.
+/// into the engine's options. A value of the wrong type is located and worded
+/// by the engine.
 pub(crate) fn parse_options(json: &str) -> Result<ConfigOptions, ConfigError> {
     let value: Value = serde_json::from_str(json).map_err(|_| ConfigError::new("options", "must be an object"))?;
     let Value::Object(given) = value else {
@@ -88,59 +48,45 @@ pub(crate) fn parse_options(json: &str) -> Result<ConfigOptions, ConfigError> {
             continue;
         }
         if name == "extra_params" {
-            value = extra_params_as_pairs(value).map_err(|problem| ConfigError::new(&name, problem))?;
-        }
-        let single: Map<String, Value> = [(name.clone(), value.clone())].into_iter().collect();
-        if let Err(e) = serde_json::from_value::<ConfigOptions>(Value::Object(single)) {
-            return Err(ConfigError::new(&name, describe_serde_error(&e)));
+            value = extra_params_as_pairs(value);
         }
         if options.insert(name.clone(), value).is_some() {
+            // Two spellings of one key: a JS-side mistake the engine cannot see.
             return Err(ConfigError::new(&name, "is given twice (in camelCase and in snake_case)"));
         }
     }
-    serde_json::from_value(Value::Object(options)).map_err(|e| ConfigError::new("options", describe_serde_error(&e)))
+    let value = Value::Object(options);
+    serde_json::from_value::<ConfigOptions>(value.clone()).map_err(|_| {
+        Config::from_json(&value.to_string()).err().unwrap_or_else(|| ConfigError::new("options", "cannot be read"))
+    })
 }
 
-/// `extraParams` may be given as `{name: value}` or as `[[name, value], ...]`.
-fn extra_params_as_pairs(value: Value) -> Result<Value, String> {
+/// `extraParams` may be given as `{name: value}` (string values) or as
+/// `[[name, value], ...]`; anything else is passed on for the engine to refuse.
+fn extra_params_as_pairs(value: Value) -> Value {
     match value {
-        Value::Object(map) => {
-            let mut pairs = Vec::with_capacity(map.len());
-            for (name, value) in map {
-                let Value::String(value) = value else {
-                    return Err(format!("the value of \"{name}\" must be a string"));
-                };
-                pairs.push(Value::Array(vec![Value::String(name), Value::String(value)]));
-            }
-            Ok(Value::Array(pairs))
+        Value::Object(map) if map.values().all(Value::is_string) => {
+            Value::Array(map.into_iter().map(|(name, value)| Value::Array(vec![Value::String(name), value])).collect())
         }
-        other => Ok(other),
+        other => other,
     }
 }
 
 /// Validates JS options, with the secrets optionally read by the host from a
-/// file (`clientSecretFile`). Errors name the camelCase option.
+/// file (`clientSecretFile`). Errors name the option (`snake_case`; the
+/// caller converts it with [`js_field`]).
 pub(crate) fn config_from_options(
     options_json: &str,
     secret_file_contents: Option<&str>,
-) -> Result<Config, (ConfigError, String)> {
-    let names = FieldNames::Options;
-    let renamed = |e: ConfigError| {
-        let field = names.name(&e.field);
-        (e, field)
-    };
-    let mut options = parse_options(options_json).map_err(renamed)?;
+) -> Result<Config, ConfigError> {
+    let mut options = parse_options(options_json)?;
     if let Some(contents) = secret_file_contents {
         if options.client_secret.is_some() {
-            return Err(renamed(ConfigError::new(
-                "client_secret_file",
-                "set only one of clientSecret and clientSecretFile",
-            )));
+            return Err(ConfigError::new("client_secret_file", "set only one of clientSecret and clientSecretFile"));
         }
-        let secrets = parse_secret_file(contents, "client_secret_file").map_err(renamed)?;
-        options.client_secret = Some(SecretOrSecrets::Many(secrets));
+        options.client_secret = Some(SecretOrSecrets::Many(parse_secret_file(contents, "client_secret_file")?));
     }
-    Config::from_options(options).map_err(renamed)
+    Config::from_options(options)
 }
 
 /// The environment as a map of strings (other values are ignored).
@@ -158,49 +104,40 @@ pub(crate) fn parse_env(env_json: &str) -> Result<HashMap<String, String>, Confi
         .collect())
 }
 
-/// What the environment names as the secret file: `(path, variable)`.
-pub(crate) fn secret_file_from_env(
-    prefix: &str,
-    env: &HashMap<String, String>,
-) -> Result<Option<(String, String)>, ConfigError> {
-    let read = options_from_env(prefix, &|name| env.get(name).cloned())?;
-    Ok(read.secret_file.zip(read.secret_file_var))
+/// What a `fromEnv` caller gives: the prefix, the environment (JSON object of
+/// strings), the explicit options (JSON, camelCase) and the explicit
+/// secret-file and CA-file paths.
+pub struct EnvRequest<'a> {
+    /// `BILLING_` for `BILLING_CLIENT_ID`.
+    pub prefix: &'a str,
+    /// The environment, `{"NAME": "value"}`.
+    pub env_json: &'a str,
+    /// Explicit options; they win over the environment, field by field.
+    pub explicit_json: &'a str,
+    /// The explicit `clientSecretFile`.
+    pub secret_file: Option<&'a str>,
+    /// The explicit `caFile`.
+    pub ca_file: Option<&'a str>,
 }
 
-/// Builds the configuration from environment variables (read by the engine's
-/// `options_from_env`), plus `overrides_json` for options the environment does
-/// not carry (timeouts, margins). Errors name the variable.
-pub(crate) fn config_from_env(
-    prefix: &str,
-    env: &HashMap<String, String>,
-    overrides_json: &str,
-    secret_file_contents: Option<&str>,
-) -> Result<Config, (ConfigError, String)> {
-    let read = options_from_env(prefix, &|name| env.get(name).cloned()).map_err(|e| {
-        let field = e.field.clone();
-        (e, field)
-    })?;
-    let names = FieldNames::Env { prefix, env, secret_file_var: read.secret_file_var.clone() };
-    let renamed = |e: ConfigError| {
-        let field = names.name(&e.field);
-        (e, field)
-    };
-    let mut options = parse_options(overrides_json).map_err(renamed)?;
-    let from_env = read.options;
-    options.token_url = from_env.token_url;
-    options.client_id = from_env.client_id;
-    options.client_secret = from_env.client_secret;
-    options.auth_method = from_env.auth_method.or(options.auth_method);
-    options.scope = from_env.scope.or(options.scope);
-    options.audience = from_env.audience.or(options.audience);
-    if let Some(var) = &read.secret_file_var {
-        let Some(contents) = secret_file_contents else {
-            return Err((ConfigError::new(var, "the secret file was not read"), var.clone()));
-        };
-        let secrets = parse_secret_file(contents, var).map_err(|e| (e, var.clone()))?;
-        options.client_secret = Some(SecretOrSecrets::Many(secrets));
+/// `read_env` + `merge_env` + the required-option check: every missing
+/// variable is named before any file is read.
+pub(crate) fn merged_env(request: &EnvRequest<'_>) -> Result<EnvMerged, ConfigError> {
+    let env = parse_env(request.env_json)?;
+    let reading = read_env(request.prefix, &|name| env.get(name).cloned())?;
+    let options = parse_options(request.explicit_json)?;
+    if options.client_secret.is_some() && request.secret_file.is_some() {
+        // merge_env would let the file win silently; two secrets is a mistake to name.
+        return Err(ConfigError::new("client_secret_file", "set only one of clientSecret and clientSecretFile"));
     }
-    Config::from_options(options).map_err(renamed)
+    let explicit = ExplicitOptions {
+        options,
+        secret_file: request.secret_file.map(str::to_owned),
+        ca_file: request.ca_file.map(str::to_owned),
+    };
+    let merged = merge_env(explicit, reading);
+    merged.check_required()?;
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -212,7 +149,7 @@ mod tests {
         r#"{"tokenUrl":"http://127.0.0.1:4444/oauth2/token","clientId":"c","clientSecret":"hunter2"}"#;
 
     fn field_of(json: &str) -> String {
-        config_from_options(json, None).unwrap_err().1
+        js_field(&config_from_options(json, None).unwrap_err().field)
     }
 
     #[test]
@@ -231,26 +168,36 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_camel_case_field_and_never_echo_values() {
+    fn errors_are_the_engines_with_camel_case_fields_and_never_echo_values() {
         assert_eq!(field_of(r#"{"clientId":"c","clientSecret":"x"}"#), "tokenUrl");
         assert_eq!(field_of(r#"{"tokenUrl":"https://a/t","clientId":"c","clientSecret":["x",""]}"#), "clientSecret[1]");
-        let (error, field) = config_from_options(
-            r#"{"tokenUrl":"https://a/t","clientId":"c","clientSecret":"x","refreshMarginMs":"hunter2"}"#,
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(field, "refreshMarginMs");
+        let options = r#"{"tokenUrl":"https://a/t","clientId":"c","clientSecret":"x","refreshMarginMs":"hunter2"}"#;
+        let error = config_from_options(options, None).unwrap_err();
+        assert_eq!(js_field(&error.field), "refreshMarginMs");
+        let engine = Config::from_json(r#"{"refresh_margin_ms":"hunter2"}"#).unwrap_err();
+        assert_eq!(error.problem, engine.problem, "the engine's wording");
         assert!(!error.problem.contains("hunter2"), "{}", error.problem);
-        let (error, field) = config_from_options(
+        let error = config_from_options(
             r#"{"tokenUrl":"https://a/t","clientId":"c","clientSecret":"x","authMethod":"hunter2"}"#,
             None,
         )
         .unwrap_err();
-        assert_eq!(field, "authMethod");
+        assert_eq!(js_field(&error.field), "authMethod");
         assert!(!error.problem.contains("hunter2"), "{}", error.problem);
         assert_eq!(field_of(r#"{"tokenUrl":"https://a/t","colour":"red"}"#), "colour");
+        assert_eq!(field_of(r#"{"tokenUrl":"https://a/t","fooBar":"red"}"#), "fooBar");
+        assert_eq!(field_of(r#"{"extraParams":{"a":1}}"#), "extraParams");
         assert_eq!(field_of("[1]"), "options");
         assert_eq!(field_of("{"), "options");
+    }
+
+    #[test]
+    fn variables_keep_their_spelling() {
+        assert_eq!(js_field("SCOPE[1]"), "SCOPE[1]");
+        assert_eq!(js_field("BILLING_TOKEN_URL"), "BILLING_TOKEN_URL");
+        assert_eq!(js_field("client_secret_file"), "clientSecretFile");
+        assert_eq!(js_field("audience[1]"), "audience[1]");
+        assert_eq!(js_field("request_timeout_ms"), "requestTimeoutMs");
     }
 
     #[test]
@@ -258,28 +205,38 @@ mod tests {
         let json = r#"{"tokenUrl":"https://a/t","clientId":"c"}"#;
         let config = config_from_options(json, Some("new\nold\n")).unwrap();
         assert_eq!(config.secret_count(), 2);
-        assert_eq!(config_from_options(json, Some("\n")).unwrap_err().1, "clientSecretFile");
-        assert_eq!(config_from_options(MINIMAL, Some("x")).unwrap_err().1, "clientSecretFile");
+        assert_eq!(field_of_file(json, "\n"), "clientSecretFile");
+        assert_eq!(field_of_file(MINIMAL, "x"), "clientSecretFile");
+    }
+
+    fn field_of_file(json: &str, contents: &str) -> String {
+        js_field(&config_from_options(json, Some(contents)).unwrap_err().field)
     }
 
     #[test]
-    fn env_errors_name_the_variable() {
-        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn the_environment_goes_through_the_host_contract() {
+        let request = |env: &str, explicit: &'static str| {
+            let env = env.to_owned();
+            move || -> Result<EnvMerged, ConfigError> {
+                merged_env(&EnvRequest {
+                    prefix: "",
+                    env_json: &env,
+                    explicit_json: explicit,
+                    secret_file: None,
+                    ca_file: None,
+                })
+            }
         };
-        let e = env(&[("P_CLIENT_ID", "c"), ("P_CLIENT_SECRET", "s"), ("P_TOKEN_URL", "not a url")]);
-        assert_eq!(config_from_env("P_", &e, "{}", None).unwrap_err().1, "P_TOKEN_URL");
-        let e = env(&[("CLIENT_ID", "c"), ("CLIENT_SECRET", "s"), ("HYDRA_URL", "ftp://x")]);
-        assert_eq!(config_from_env("", &e, "{}", None).unwrap_err().1, "HYDRA_URL");
-        let e = env(&[("CLIENT_SECRET", "s"), ("TOKEN_URL", "https://a/t")]);
-        assert_eq!(config_from_env("", &e, "{}", None).unwrap_err().1, "CLIENT_ID");
-        let e = env(&[("CLIENT_ID", "c"), ("CLIENT_SECRET", "s"), ("TOKEN_URL", "https://a/t"), ("SCOPE", "a \u{7f}")]);
-        assert_eq!(config_from_env("", &e, "{}", None).unwrap_err().1, "SCOPE[1]");
-        let e = env(&[("CLIENT_ID", "c"), ("CLIENT_SECRET_FILE", "/run/s"), ("TOKEN_URL", "https://a/t")]);
-        assert_eq!(secret_file_from_env("", &e).unwrap(), Some(("/run/s".to_owned(), "CLIENT_SECRET_FILE".to_owned())));
-        assert_eq!(config_from_env("", &e, "{}", Some(" \n")).unwrap_err().1, "CLIENT_SECRET_FILE");
-        let config = config_from_env("", &e, r#"{"requestTimeoutMs": 2000}"#, Some("a\nb")).unwrap();
-        assert_eq!(config.secret_count(), 2);
-        assert_eq!(config.policy().request_timeout_ms, 2000);
+        let missing = request(r#"{"SCOPE":"a"}"#, "{}")().unwrap_err();
+        assert_eq!(missing.field, "CLIENT_ID");
+        assert!(missing.problem.contains("also not set"), "{}", missing.problem);
+        let env = r#"{"CLIENT_ID":"env","CLIENT_SECRET":"s","TOKEN_URL":"https://a/t","SCOPE":"a \u007f"}"#;
+        let error = request(env, "{}")().unwrap().into_config(None).unwrap_err();
+        assert_eq!(js_field(&error.field), "SCOPE[1]");
+        let merged = request(env, r#"{"clientId":"explicit","scope":["ok"]}"#)().unwrap();
+        let config = merged.into_config(None).unwrap();
+        assert_eq!(config.client_id(), "explicit", "explicit options win");
+        let error = request(env, r#"{"requestTimeoutMs":"soon"}"#)().unwrap_err();
+        assert_eq!(js_field(&error.field), "requestTimeoutMs");
     }
 }

@@ -20,12 +20,17 @@ mod error;
 mod json;
 
 use serde_json::{json, Value};
-use tokenwell::{ClientSecret, Config, FetchId, Poll, TokenCache, TransportErrorKind};
+use tokenwell::{
+    ClientSecret, Config, ErrorKind, FetchId, FileStamp, InvalidateOutcome, PollResult, SecretFileWatch, TokenCache,
+    TokenError, TransportErrorKind,
+};
 
 pub use error::{config_error_json, error_kinds, token_error_json};
 pub use json::{camel_case, camel_keys, snake_case};
 
-use config::{config_from_env, config_from_options, parse_env, secret_file_from_env};
+pub use config::EnvRequest;
+
+use config::{config_from_options, js_field, merged_env};
 
 /// Largest integer a JS number holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -63,27 +68,28 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
     camel_keys(serde_json::to_value(value).unwrap_or(Value::Null))
 }
 
-fn poll_json(poll: Poll) -> Value {
+fn poll_json(poll: PollResult) -> Value {
     match poll {
-        Poll::Ready { token } => json!({"result": "ready", "token": to_json(&token)}),
-        Poll::ReadyAndSend { token, request } => {
+        PollResult::Ready { token } => json!({"result": "ready", "token": to_json(&token)}),
+        PollResult::ReadyAndSend { token, request } => {
             json!({"result": "ready_and_send", "token": to_json(&token), "request": to_json(&request)})
         }
-        Poll::Send { request } => json!({"result": "send", "request": to_json(&request)}),
-        Poll::Wait { fetch_id } => json!({"result": "wait", "fetchId": fetch_id.0}),
-        Poll::Fail { error } => json!({"result": "fail", "error": token_error_json(&error)}),
+        PollResult::Send { request } => json!({"result": "send", "request": to_json(&request)}),
+        PollResult::Wait { fetch_id } => json!({"result": "wait", "fetchId": fetch_id.0}),
+        PollResult::Fail { error } => json!({"result": "fail", "error": token_error_json(&error)}),
     }
 }
 
 fn replaced_json(outcome: Result<bool, tokenwell::ConfigError>) -> String {
     match outcome {
         Ok(changed) => json!({"result": "replaced", "changed": changed}),
-        Err(error) => {
-            let field = camel_case(&error.field);
-            json!({"result": "error", "error": config_error_json(&error, &field)})
-        }
+        Err(error) => json!({"result": "error", "error": config_error_json(&error, &js_field(&error.field))}),
     }
     .to_string()
+}
+
+fn config_error_text(error: &tokenwell::ConfigError) -> String {
+    config_error_json(error, &js_field(&error.field)).to_string()
 }
 
 /// A cache from JS options (JSON text, camelCase keys) and, for
@@ -96,43 +102,122 @@ pub fn create_token_cache(
 ) -> Result<JsonCache, String> {
     match config_from_options(options_json, secret_file_contents) {
         Ok(config) => Ok(JsonCache::new(config, entropy)),
-        Err((error, field)) => Err(config_error_json(&error, &field).to_string()),
+        Err(error) => Err(config_error_text(&error)),
     }
 }
 
-/// The secret file the environment names, as JSON: `{"path": ..., "variable": ...}`,
-/// `null`, or `{"error": E}` when the environment is incomplete.
-pub fn secret_file_from_environment(prefix: &str, env_json: &str) -> String {
-    let outcome = parse_env(env_json).and_then(|env| secret_file_from_env(prefix, &env));
-    match outcome {
-        Ok(Some((path, variable))) => json!({"path": path, "variable": variable}),
-        Ok(None) => Value::Null,
-        Err(error) => {
-            let field = error.field.clone();
-            json!({"error": config_error_json(&error, &field)})
+/// Step one of `fromEnv` (the engine's host contract: `read_env`, then
+/// `merge_env` with the explicit options winning field by field, then the
+/// required-option check, which names every missing variable at once). As
+/// JSON: what the host reads next,
+/// `{"secretFile", "secretFileSource", "caFile", "caFileSource", "sources": {option: variable}}`,
+/// or `{"error": E}`.
+pub fn env_plan(request: &EnvRequest<'_>) -> String {
+    match merged_env(request) {
+        Ok(merged) => {
+            let sources: serde_json::Map<String, Value> =
+                merged.sources.iter().map(|(option, var)| (camel_case(option), Value::String(var.clone()))).collect();
+            let ca_source = sources.get("caFile").and_then(Value::as_str).unwrap_or("caFile").to_owned();
+            json!({
+                "secretFile": merged.secret_file,
+                "secretFileSource": merged.secret_file_source.as_deref().map(js_field),
+                "caFile": merged.ca_file,
+                "caFileSource": merged.ca_file.as_ref().map(|_| ca_source),
+                "sources": sources,
+            })
         }
+        Err(error) => json!({"error": config_error_json(&error, &js_field(&error.field))}),
     }
     .to_string()
 }
 
-/// A cache from environment variables (the engine's `options_from_env`), with
-/// `overrides_json` for options the environment does not carry and the
-/// contents of the secret file it names. `Err` is a `config` error as JSON
-/// text, naming the variable.
-pub fn create_token_cache_from_environment(
-    prefix: &str,
-    env_json: &str,
-    overrides_json: &str,
+/// Step two of `fromEnv`: the same merge, then `into_config` with the
+/// contents of the secret file [`env_plan`] named (read by the host). `Err`
+/// is a `config` error as JSON text, naming the variable that supplied the
+/// field (`SCOPE[1]`) or the explicit option (`audience[1]`).
+pub fn create_token_cache_from_env(
+    request: &EnvRequest<'_>,
     entropy: u64,
     secret_file_contents: Option<&str>,
 ) -> Result<JsonCache, String> {
-    let env = match parse_env(env_json) {
-        Ok(env) => env,
-        Err(error) => return Err(config_error_json(&error, "env").to_string()),
-    };
-    match config_from_env(prefix, &env, overrides_json, secret_file_contents) {
+    match merged_env(request).and_then(|merged| merged.into_config(secret_file_contents)) {
         Ok(config) => Ok(JsonCache::new(config, entropy)),
-        Err((error, field)) => Err(config_error_json(&error, &field).to_string()),
+        Err(error) => Err(config_error_text(&error)),
+    }
+}
+
+/// The engine's 401 rule (`InvalidateOutcome::retry_request`): whether an
+/// authorized request that got 401 is sent once more after `invalidate`
+/// answered `outcome` (`"invalidated"`, `"not_current"` or `"rate_limited"`).
+pub fn retry_request(outcome: &str) -> Result<bool, ArgError> {
+    let outcome: InvalidateOutcome = serde_json::from_value(Value::String(outcome.to_owned()))
+        .map_err(|_| invalid_arg("outcome", "must be \"invalidated\", \"not_current\" or \"rate_limited\""))?;
+    Ok(outcome.retry_request())
+}
+
+/// The error of a token asked for after the host closed its account, as
+/// camelCase JSON (kind `closed`, worded by the engine's `ErrorKind`).
+pub fn closed_error() -> String {
+    let error = TokenError::new(ErrorKind::Closed, "the account was closed: make a new one to get tokens");
+    token_error_json(&error).to_string()
+}
+
+/// How often (ms) a secret file is checked on the token path (`SecretFileWatch::CHECK_INTERVAL_MS`).
+pub const SECRET_FILE_CHECK_INTERVAL_MS: f64 = SecretFileWatch::CHECK_INTERVAL_MS as f64;
+
+/// A `stat` of a secret file as JSON, every number a decimal string (BigInt's
+/// `toString()`): `{"device", "inode", "size", "modifiedNs", "changedNs"}`.
+fn file_stamp(stamp_json: &str) -> Result<FileStamp, ArgError> {
+    let bad = || invalid_arg("stamp", "must be {device, inode, size, modifiedNs, changedNs} as decimal strings");
+    let value: Value = serde_json::from_str(stamp_json).map_err(|_| bad())?;
+    let field = |name: &str| value.get(name).and_then(Value::as_str).ok_or_else(bad);
+    let unsigned = |name: &str| field(name).and_then(|s| s.parse::<u64>().map_err(|_| bad()));
+    let signed = |name: &str| field(name).and_then(|s| s.parse::<i128>().map_err(|_| bad()));
+    Ok(FileStamp {
+        device: unsigned("device")?,
+        inode: unsigned("inode")?,
+        size: unsigned("size")?,
+        modified_ns: signed("modifiedNs")?,
+        changed_ns: signed("changedNs")?,
+    })
+}
+
+/// The engine's one rule for noticing a changed secret file
+/// (`SecretFileWatch`): `stat` the file when `due(now, forced)`; read it when
+/// `changed(stamp, now)`; then `read(stamp)`; `failed(now)` when the `stat`
+/// or the read failed.
+#[derive(Debug, Default)]
+pub struct JsonSecretFileWatch {
+    inner: SecretFileWatch,
+}
+
+impl JsonSecretFileWatch {
+    /// A watch that has read nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to `stat` the file now (`forced` after `invalid_client`).
+    pub fn due(&self, now: f64, forced: bool) -> Result<bool, ArgError> {
+        Ok(self.inner.due(whole_number("now", now)?, forced))
+    }
+
+    /// Records a check that found `stamp_json`; whether the file must be read.
+    pub fn changed(&mut self, stamp_json: &str, now: f64) -> Result<bool, ArgError> {
+        let stamp = file_stamp(stamp_json)?;
+        Ok(self.inner.changed(stamp, whole_number("now", now)?))
+    }
+
+    /// Records a check that could not `stat` or read the file.
+    pub fn failed(&mut self, now: f64) -> Result<(), ArgError> {
+        self.inner.failed(whole_number("now", now)?);
+        Ok(())
+    }
+
+    /// Records that the file with `stamp_json` was read (valid or not).
+    pub fn read(&mut self, stamp_json: &str) -> Result<(), ArgError> {
+        self.inner.read(file_stamp(stamp_json)?);
+        Ok(())
     }
 }
 
@@ -212,19 +297,25 @@ impl JsonCache {
         Ok(replaced_json(self.inner.replace_secrets(secrets.into_iter().map(ClientSecret::from).collect(), now)))
     }
 
-    /// `replace_secrets` with the contents of a secret file (parsed by the
-    /// engine's `parse_secret_file`); `field` names the file in errors.
-    pub fn replace_secrets_from_file(&mut self, contents: &str, field: &str, now: f64) -> Result<String, ArgError> {
+    /// The engine's one entry point for a secret file's contents
+    /// (`replace_secrets_from_file`): a file without a valid secret keeps the
+    /// current secrets and queues one `secret_file_rejected` event naming
+    /// `source` (the variable or option that named the file).
+    pub fn replace_secrets_from_file(&mut self, contents: &str, source: &str, now: f64) -> Result<String, ArgError> {
         let now = whole_number("now", now)?;
-        let outcome = match tokenwell::parse_secret_file(contents, field) {
-            Ok(secrets) => self.inner.replace_secrets(secrets, now),
-            Err(error) => Err(error),
-        };
-        Ok(match outcome {
-            Ok(changed) => json!({"result": "replaced", "changed": changed}).to_string(),
-            // Errors about the file name the file's field as given (an env variable or `clientSecretFile`).
-            Err(error) => json!({"result": "error", "error": config_error_json(&error, field)}).to_string(),
-        })
+        Ok(match self.inner.replace_secrets_from_file(contents, source, now) {
+            Ok(changed) => json!({"result": "replaced", "changed": changed}),
+            Err(error) => json!({"result": "error", "error": config_error_json(&error, &js_field(&error.field))}),
+        }
+        .to_string())
+    }
+
+    /// The host could not `stat` or read the secret file named by `source`:
+    /// the engine keeps the secrets and queues one `secret_file_rejected` event.
+    pub fn report_secret_file_problem(&mut self, source: &str, problem: &str, now: f64) -> Result<(), ArgError> {
+        let now = whole_number("now", now)?;
+        self.inner.report_secret_file_problem(source, problem, now);
+        Ok(())
     }
 
     /// Drains the event queue: a JSON list of events, oldest first.
@@ -316,5 +407,60 @@ mod tests {
         assert!(cache.replace_secrets("{", 0.0).is_err());
         let refused = create_token_cache("{", 0, None).err().unwrap();
         assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["field"], "options");
+    }
+
+    #[test]
+    fn the_401_rule_is_the_engines() {
+        assert!(retry_request("invalidated").unwrap());
+        assert!(retry_request("not_current").unwrap());
+        assert!(!retry_request("rate_limited").unwrap());
+        assert!(retry_request("hunter2").unwrap_err().message.find("hunter2").is_none());
+    }
+
+    #[test]
+    fn env_plan_names_the_file_to_read_then_the_cache_takes_its_contents() {
+        let env = r#"{"B_CLIENT_ID":"c","B_TOKEN_URL":"https://a/t","B_CLIENT_SECRET_FILE":"/run/s","TOKENWELL_CA_FILE":"/ca.pem"}"#;
+        let request = EnvRequest { prefix: "B_", env_json: env, explicit_json: "{}", secret_file: None, ca_file: None };
+        let plan: Value = serde_json::from_str(&env_plan(&request)).unwrap();
+        assert_eq!(plan["secretFile"], "/run/s");
+        assert_eq!(plan["secretFileSource"], "B_CLIENT_SECRET_FILE");
+        assert_eq!(plan["caFile"], "/ca.pem");
+        assert_eq!(plan["caFileSource"], "TOKENWELL_CA_FILE");
+        assert_eq!(plan["sources"]["clientId"], "B_CLIENT_ID");
+        let refused = create_token_cache_from_env(&request, 0, Some("\n")).err().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["field"], "B_CLIENT_SECRET_FILE");
+        let mut cache = create_token_cache_from_env(&request, 0, Some("new\nold")).ok().unwrap();
+        let described: Value = serde_json::from_str(&cache.describe()).unwrap();
+        assert_eq!(described["secretCount"], 2);
+        let replaced: Value =
+            serde_json::from_str(&cache.replace_secrets_from_file(" ", "B_CLIENT_SECRET_FILE", 5.0).unwrap()).unwrap();
+        assert_eq!(replaced["error"]["field"], "B_CLIENT_SECRET_FILE");
+        let events: Value = serde_json::from_str(&cache.drain_events()).unwrap();
+        assert_eq!(events[0]["type"], "secret_file_rejected");
+        assert_eq!(events[0]["source"], "B_CLIENT_SECRET_FILE");
+        let missing = EnvRequest { env_json: "{}", ..request };
+        let plan: Value = serde_json::from_str(&env_plan(&missing)).unwrap();
+        assert_eq!(plan["error"]["field"], "B_CLIENT_ID");
+    }
+
+    #[test]
+    fn the_secret_file_watch_is_the_engines_rule() {
+        let stamp = |inode: u64| {
+            format!(
+                r#"{{"device":"1","inode":"{inode}","size":"5","modifiedNs":"1700000000000000000","changedNs":"-1"}}"#
+            )
+        };
+        let mut watch = JsonSecretFileWatch::new();
+        assert!(watch.due(0.0, false).unwrap());
+        assert!(watch.changed(&stamp(7), 0.0).unwrap());
+        watch.read(&stamp(7)).unwrap();
+        assert!(!watch.due(999.0, false).unwrap());
+        assert!(watch.due(999.0, true).unwrap());
+        assert!(watch.due(SECRET_FILE_CHECK_INTERVAL_MS, false).unwrap());
+        assert!(!watch.changed(&stamp(7), 1000.0).unwrap());
+        assert!(watch.changed(&stamp(8), 2000.0).unwrap(), "a symlink swap is a new inode");
+        assert!(watch.changed("{}", 0.0).is_err());
+        watch.failed(3000.0).unwrap();
+        assert!(!watch.due(3500.0, false).unwrap());
     }
 }

@@ -1,7 +1,7 @@
 // A typed use of the public API, compiled with `tsc --noEmit` in the test run
 // (test/types.test.mjs): the declarations in index.d.ts must accept it.
 
-import { ServiceAccount, TokenCache, TokenError, type TokenEvent, type TokenErrorKind } from 'tokenwell';
+import { ServiceAccount, TokenCache, TokenError, type PollResult, type TokenEvent, type TokenErrorKind } from 'tokenwell';
 
 const events: TokenEvent[] = [];
 
@@ -17,7 +17,19 @@ const account = new ServiceAccount({
   onEvent: (event) => events.push(event),
 });
 
-const fromEnv: ServiceAccount = ServiceAccount.fromEnv({ prefix: 'BILLING_', env: { BILLING_CLIENT_ID: 'x' } });
+// Explicit options win over the environment; a cron keeps its token in a file.
+const fromEnv: ServiceAccount = ServiceAccount.fromEnv({
+  prefix: 'BILLING_',
+  env: { BILLING_CLIENT_ID: 'x' },
+  clientId: 'explicit',
+  clientSecretFile: '/run/secrets/billing/client-secret',
+  cachePath: '/var/cache/billing-cron/token.json',
+  logger: { warn: (message: string) => console.warn(message) },
+});
+const secrets: number = fromEnv.secretCount;
+const cachedAt: string | undefined = fromEnv.options.cachePath;
+const closed: TokenErrorKind = 'closed';
+void [secrets, cachedAt, closed];
 
 async function work(): Promise<number> {
   const bearer: string = await account.getToken();
@@ -43,7 +55,10 @@ function describe(error: unknown): string {
 
 // The sans-IO engine, driven by hand.
 const cache = new TokenCache({ tokenUrl: 'https://a.example/t', clientId: 'c', clientSecret: 's' }, 42n);
-const poll = cache.poll(Date.now());
+const poll: PollResult = cache.poll(Date.now());
+cache.reportSecretFileProblem('CLIENT_SECRET_FILE', 'cannot read the secret file /run/s (ENOENT)', Date.now());
+const replaced = cache.replaceSecretsFromFile('new\nold\n', 'CLIENT_SECRET_FILE', Date.now());
+if (replaced.result === 'error') describe(replaced.error);
 switch (poll.result) {
   case 'send':
   case 'ready_and_send': {

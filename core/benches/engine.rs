@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use tokenwell::{Config, Poll, TokenCache};
+use tokenwell::{Config, PollResult, TokenCache};
 
 const T0: u64 = 1_700_000_000_000;
 const BODY: &[u8] = br#"{"access_token":"ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7","expires_in":3599,"scope":"billing:read billing:write","token_type":"bearer"}"#;
@@ -40,12 +40,12 @@ fn measure(iters: u64, rounds: usize, mut f: impl FnMut(u64)) -> f64 {
 
 fn main() {
     let mut cache = TokenCache::new(config(), 7);
-    let Poll::Send { request } = cache.poll(T0) else { panic!("expected a request") };
+    let PollResult::Send { request } = cache.poll(T0) else { panic!("expected a request") };
     cache.handle_response(request.fetch_id, 200, &[], BODY, T0).unwrap();
     while cache.poll_event().is_some() {}
 
     let hit = measure(1_000_000, 9, |i| match cache.poll(black_box(T0 + 1_000 + i / 1024)) {
-        Poll::Ready { token } => {
+        PollResult::Ready { token } => {
             black_box(token);
         }
         other => panic!("expected a hit, got {other:?}"),
@@ -62,7 +62,7 @@ fn main() {
     let cycle = measure(50_000, 9, |i| {
         let mut cache = TokenCache::new(config(), i);
         let now = T0 + i;
-        let Poll::Send { request } = cache.poll(now) else { panic!("expected a request") };
+        let PollResult::Send { request } = cache.poll(now) else { panic!("expected a request") };
         black_box(&request.http.body);
         black_box(cache.handle_response(request.fetch_id, 200, &[], BODY, now + 5).unwrap());
     });

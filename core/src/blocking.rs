@@ -37,7 +37,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::{
-    ClientSecret, Config, ConfigError, Event, Poll, Token, TokenCache, TokenError, TokenRequest, TransportErrorKind,
+    ClientSecret, Config, ConfigError, Event, PollResult, Token, TokenCache, TokenError, TokenRequest,
+    TransportErrorKind,
 };
 
 pub use crate::env::CA_FILE_VAR;
@@ -443,8 +444,8 @@ impl ServiceAccount {
             let poll = cache.poll(now_ms());
             shared.drain_events(&mut cache);
             match poll {
-                Poll::Ready { token } => return Ok(token),
-                Poll::ReadyAndSend { token, request } => {
+                PollResult::Ready { token } => return Ok(token),
+                PollResult::ReadyAndSend { token, request } => {
                     drop(cache);
                     let background = Arc::clone(shared);
                     std::thread::spawn(move || {
@@ -452,14 +453,14 @@ impl ServiceAccount {
                     });
                     return Ok(token);
                 }
-                Poll::Send { request } => {
+                PollResult::Send { request } => {
                     drop(cache);
                     // The outcome is read back through poll, which also applies
                     // fallback to the next secret and fail-fast.
                     let _ = shared.perform(request);
                     cache = shared.lock();
                 }
-                Poll::Wait { .. } => {
+                PollResult::Wait { .. } => {
                     let wait = cache.next_wakeup().map_or(1_000, |at| at.saturating_sub(now_ms()).clamp(1, 1_000));
                     cache = shared
                         .changed
@@ -467,7 +468,7 @@ impl ServiceAccount {
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
                         .0;
                 }
-                Poll::Fail { error } => return Err(error),
+                PollResult::Fail { error } => return Err(error),
             }
         }
     }

@@ -85,7 +85,7 @@ impl Serialize for Token {
 #[must_use = "a poll result says what the host must do"]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum Poll {
+pub enum PollResult {
     /// Use this token.
     Ready {
         /// The token.
@@ -114,6 +114,11 @@ pub enum Poll {
         error: TokenError,
     },
 }
+
+/// The former name of [`PollResult`] (renamed so that Rust, WIT, TypeScript
+/// and Python call the poll outcome by one name).
+#[deprecated(since = "0.2.0", note = "renamed to PollResult")]
+pub type Poll = PollResult;
 
 /// What `invalidate` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,22 +356,22 @@ impl TokenCache {
     }
 
     /// What the host should do now. See the type's documentation.
-    pub fn poll(&mut self, now: u64) -> Poll {
+    pub fn poll(&mut self, now: u64) -> PollResult {
         self.observe_clock(now);
         self.abandon_overdue_fetch(now);
         let usable = self.usable_token(now);
         match &self.phase {
             Phase::Fetching(flight) => {
                 return match usable {
-                    Some(token) => Poll::Ready { token },
-                    None => Poll::Wait { fetch_id: flight.id },
+                    Some(token) => PollResult::Ready { token },
+                    None => PollResult::Wait { fetch_id: flight.id },
                 };
             }
             Phase::BackingOff { retry_at, error } | Phase::Held { until: retry_at, error } => {
                 if now < *retry_at {
                     return match usable {
-                        Some(token) => Poll::Ready { token },
-                        None => Poll::Fail { error: error.clone() },
+                        Some(token) => PollResult::Ready { token },
+                        None => PollResult::Fail { error: error.clone() },
                     };
                 }
                 if matches!(self.phase, Phase::Held { .. }) {
@@ -381,12 +386,12 @@ impl TokenCache {
                 // Past the margin only under outage grace: the refresh is overdue.
                 let reason = if now >= token.usable_until { RefreshReason::Expired } else { RefreshReason::Ahead };
                 let request = self.start_fetch(now, reason);
-                Poll::ReadyAndSend { token, request }
+                PollResult::ReadyAndSend { token, request }
             }
-            Some(token) => Poll::Ready { token },
+            Some(token) => PollResult::Ready { token },
             None => {
                 let reason = self.pending_reason.take().unwrap_or(RefreshReason::Initial);
-                Poll::Send { request: self.start_fetch(now, reason) }
+                PollResult::Send { request: self.start_fetch(now, reason) }
             }
         }
     }

@@ -17,6 +17,7 @@ use serde::Serialize;
 /// [`ErrorKind::as_str`]) is the same string in every binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The configuration is invalid (raised at construction or when secrets are replaced).
     Config,
@@ -61,6 +62,9 @@ pub enum ErrorKind {
     TlsCertificate,
     /// The host reported an outcome for a fetch the engine is not waiting for.
     StaleFetch,
+    /// The account was closed: a token was asked for after `close()`. No
+    /// token is fetched or served again; make a new account.
+    Closed,
 }
 
 impl ErrorKind {
@@ -85,11 +89,12 @@ impl ErrorKind {
             ErrorKind::EndpointNotFound => "endpoint_not_found",
             ErrorKind::TlsCertificate => "tls_certificate",
             ErrorKind::StaleFetch => "stale_fetch",
+            ErrorKind::Closed => "closed",
         }
     }
 
     /// Every kind, in declaration order (for exhaustive mapping tests in bindings).
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::Config,
         ErrorKind::InvalidClient,
         ErrorKind::InvalidScope,
@@ -108,6 +113,7 @@ impl ErrorKind {
         ErrorKind::EndpointNotFound,
         ErrorKind::TlsCertificate,
         ErrorKind::StaleFetch,
+        ErrorKind::Closed,
     ];
 
     /// Who has to act on an error of this kind.
@@ -129,7 +135,7 @@ impl ErrorKind {
             }
             ErrorKind::Transport | ErrorKind::Timeout => Fault::Transport,
             ErrorKind::MalformedResponse => Fault::MalformedResponse,
-            ErrorKind::StaleFetch => Fault::Host,
+            ErrorKind::StaleFetch | ErrorKind::Closed => Fault::Host,
         }
     }
 
@@ -150,6 +156,7 @@ impl fmt::Display for ErrorKind {
 /// Who is at fault for an error, and so who has to act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Fault {
     /// The client's configuration (scope, audience, grant, endpoint): fix the configuration.
     Configuration,
@@ -220,6 +227,12 @@ impl TokenError {
         }
     }
 
+    /// The error every host raises for a token asked of a closed account
+    /// (kind [`ErrorKind::Closed`]), worded here so that hosts agree.
+    pub fn closed() -> Self {
+        Self::new(ErrorKind::Closed, "close() was called; create a new account to get tokens again")
+    }
+
     /// Sets the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
@@ -259,6 +272,7 @@ impl fmt::Display for TokenError {
             ErrorKind::EndpointNotFound => "no token endpoint answers at token_url",
             ErrorKind::TlsCertificate => "the token endpoint's TLS certificate is not trusted",
             ErrorKind::StaleFetch => "no token request with this id is in flight",
+            ErrorKind::Closed => "the account is closed",
         };
         write!(f, "{} ({}", what, self.kind)?;
         if let Some(status) = self.status {
@@ -469,6 +483,16 @@ mod tests {
         let e = TokenError::from(ConfigError::new("token_url", "is required"));
         assert_eq!((e.kind, e.fault, e.retryable), (ErrorKind::Config, Fault::Configuration, false));
         assert_eq!(e.description.as_deref(), Some("invalid configuration: token_url: is required"));
+    }
+
+    #[test]
+    fn a_closed_account_fails_with_one_wording_for_every_host() {
+        let e = TokenError::closed();
+        assert_eq!((e.kind, e.fault, e.retryable, e.retry_at), (ErrorKind::Closed, Fault::Host, false, None));
+        assert_eq!(
+            e.message(),
+            "the account is closed (closed): close() was called; create a new account to get tokens again"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! what an error means.
 //!
 //! ```
-//! use tokenwell::{Config, Poll, TokenCache};
+//! use tokenwell::{Config, PollResult, TokenCache};
 //!
 //! let config = Config::from_json(r#"{
 //!     "token_url": "https://hydra.example/oauth2/token",
@@ -20,7 +20,7 @@
 //! let mut cache = TokenCache::new(config, 0x5eed);
 //! let now = 1_700_000_000_000;
 //!
-//! let Poll::Send { request } = cache.poll(now) else { unreachable!() };
+//! let PollResult::Send { request } = cache.poll(now) else { unreachable!() };
 //! assert_eq!(request.http.method, "POST");
 //! // ... the host sends `request.http` and reports the response:
 //! let body = br#"{"access_token":"at-1","token_type":"bearer","expires_in":3600}"#;
@@ -28,7 +28,7 @@
 //! assert_eq!(token.access_token.expose(), "at-1");
 //!
 //! // Later calls are served from the cache until the refresh-ahead point.
-//! assert!(matches!(cache.poll(now + 60_000), Poll::Ready { .. }));
+//! assert!(matches!(cache.poll(now + 60_000), PollResult::Ready { .. }));
 //! ```
 //!
 //! The pieces are usable on their own: [`build_token_request`] and
@@ -51,7 +51,9 @@ mod secret;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 
-pub use cache::{CacheState, InvalidateOutcome, Poll, Token, TokenCache, TransportErrorKind};
+#[allow(deprecated)]
+pub use cache::Poll;
+pub use cache::{CacheState, InvalidateOutcome, PollResult, Token, TokenCache, TransportErrorKind};
 pub use config::{AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
 pub use env::{
     merge_env, options_from_env, parse_secret_file, read_env, EnvConfig, EnvMerged, EnvReading, ExplicitOptions,

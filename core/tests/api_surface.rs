@@ -4,7 +4,7 @@
 //! see. All on a virtual clock.
 
 use tokenwell::{
-    AuthMethod, CacheState, Config, ConfigOptions, FetchId, FileStamp, ListOrString, Poll, SecretFileWatch,
+    AuthMethod, CacheState, Config, ConfigOptions, FetchId, FileStamp, ListOrString, PollResult, SecretFileWatch,
     SecretOrSecrets, TokenCache,
 };
 
@@ -21,7 +21,7 @@ fn cache() -> TokenCache {
 
 fn send(cache: &mut TokenCache, now: u64) -> FetchId {
     match cache.poll(now) {
-        Poll::Send { request } => request.fetch_id,
+        PollResult::Send { request } => request.fetch_id,
         other => panic!("expected a request, got {other:?}"),
     }
 }
@@ -175,11 +175,13 @@ fn outage_grace_near_the_end_of_time() {
     let id = send(&mut cache, start);
     let token = cache.handle_response(id, 200, &[], br#"{"access_token":"at-1","expires_in":3600}"#, start).unwrap();
     assert_eq!((token.expires_at, token.usable_until, token.refresh_at), (u64::MAX, u64::MAX - 5_000, start + 3_750));
-    let Poll::ReadyAndSend { request, .. } = cache.poll(token.refresh_at) else { panic!("expected a refresh ahead") };
+    let PollResult::ReadyAndSend { request, .. } = cache.poll(token.refresh_at) else {
+        panic!("expected a refresh ahead")
+    };
     let error = cache.handle_response(request.fetch_id, 503, &[], b"", token.refresh_at).unwrap_err();
     assert_eq!(error.retry_at, Some(token.refresh_at + 1_000));
     match cache.poll(token.usable_until) {
-        Poll::ReadyAndSend { token: served, .. } => assert_eq!(served.access_token.expose(), "at-1"),
+        PollResult::ReadyAndSend { token: served, .. } => assert_eq!(served.access_token.expose(), "at-1"),
         other => panic!("expected the token under outage grace, got {other:?}"),
     }
     assert_eq!(cache.next_wakeup(), Some(u64::MAX - 1_000));

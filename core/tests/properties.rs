@@ -7,8 +7,8 @@
 
 use proptest::prelude::*;
 use tokenwell::{
-    parse_token_response, ClientSecret, Config, EventKind, FetchId, Poll, RefreshPolicy, TokenCache, TokenRequest,
-    TransportErrorKind,
+    parse_token_response, ClientSecret, Config, EventKind, FetchId, PollResult, RefreshPolicy, TokenCache,
+    TokenRequest, TransportErrorKind,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -205,19 +205,19 @@ fn run(secret_count: usize, jitter: bool, entropy: u64, timeline: Vec<(i64, Acti
             // The poll's own events (an abandoned fetch is a transient failure)
             // are seen before what it served is checked.
             Action::Poll => match (cache.poll(now), absorb(&mut cache, &mut model, &mut drained)) {
-                (Poll::Ready { token }, ()) => check_served(&token, now, &policy, model.outage),
-                (Poll::ReadyAndSend { token, request }, ()) => {
+                (PollResult::Ready { token }, ()) => check_served(&token, now, &policy, model.outage),
+                (PollResult::ReadyAndSend { token, request }, ()) => {
                     check_served(&token, now, &policy, model.outage);
                     check_send(&mut model, &request, now, lenient);
                 }
-                (Poll::Send { request }, ()) => check_send(&mut model, &request, now, lenient),
-                (Poll::Wait { fetch_id }, ()) => {
+                (PollResult::Send { request }, ()) => check_send(&mut model, &request, now, lenient),
+                (PollResult::Wait { fetch_id }, ()) => {
                     if !lenient {
                         assert_eq!(model.outstanding.map(|o| o.0), Some(fetch_id));
                     }
                     model.outstanding = Some((fetch_id, model.outstanding.map_or(now, |o| o.1)));
                 }
-                (Poll::Fail { error }, ()) => {
+                (PollResult::Fail { error }, ()) => {
                     assert_no_secret(&error.to_string());
                     assert!(error.retry_at.is_some_and(|at| at > now), "fail without a future retry_at: {error:?}");
                 }
@@ -332,7 +332,7 @@ proptest! {
 fn debug_and_display_never_show_secrets() {
     let config = config(3, 300_000, true);
     let mut cache = TokenCache::new(config.clone(), 1);
-    let Poll::Send { request } = cache.poll(T0) else { panic!("expected a request") };
+    let PollResult::Send { request } = cache.poll(T0) else { panic!("expected a request") };
     let error = cache.handle_response(
         request.fetch_id,
         400,
@@ -362,7 +362,7 @@ fn debug_and_display_never_show_secrets() {
 fn tokens_received_at_the_end_of_time_do_not_overflow() {
     for now in [u64::MAX, u64::MAX - 1, u64::MAX - 3_600_000, u64::MAX - 100_000_000] {
         let mut cache = TokenCache::new(config(1, 300_000, true), 9);
-        let Poll::Send { request } = cache.poll(now) else { panic!("expected a request") };
+        let PollResult::Send { request } = cache.poll(now) else { panic!("expected a request") };
         let body = br#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#;
         let token = cache.handle_response(request.fetch_id, 200, &[], body, now).unwrap();
         assert!(token.received_at <= token.refresh_at && token.refresh_at <= token.usable_until);
@@ -384,13 +384,13 @@ fn tokens_received_at_the_end_of_time_do_not_overflow() {
 #[test]
 fn a_stored_error_never_shows_a_secret_replaced_in_later() {
     let mut cache = TokenCache::new(config(1, 300_000, false), 1);
-    let Poll::Send { request } = cache.poll(T0) else { panic!("expected a request") };
+    let PollResult::Send { request } = cache.poll(T0) else { panic!("expected a request") };
     let next = "SECRET-next-rotation-42";
     let error = cache.handle_transport_error(request.fetch_id, TransportErrorKind::Timeout, &format!("x {next}"), T0);
     assert!(error.to_string().contains(next), "not a secret yet: kept");
     cache.replace_secrets(vec![ClientSecret::from(next)], T0).unwrap();
     match cache.poll(T0) {
-        Poll::Fail { error } => assert!(!error.to_string().contains(next), "{error}"),
+        PollResult::Fail { error } => assert!(!error.to_string().contains(next), "{error}"),
         other => panic!("expected fail fast, got {other:?}"),
     }
 }

@@ -1,4 +1,4 @@
-//! The sans-IO `TokenCache` and the values it hands out: `Poll`, `Token`, `TokenRequest`.
+//! The sans-IO `TokenCache` and the values it hands out: `PollResult`, `Token`, `TokenRequest`.
 //!
 //! Each method converts its arguments, calls the engine, and converts the
 //! result. The engine's mutex is held only around the engine call itself, never
@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use tokenwell::{ClientSecret, Config, FetchId, InvalidateOutcome, Poll, Token, TokenRequest, TransportErrorKind};
+use tokenwell::{
+    ClientSecret, Config, FetchId, InvalidateOutcome, PollResult, Token, TokenRequest, TransportErrorKind,
+};
 
 use crate::config::{check_options_type, options_from_py, PyConfig};
 use crate::convert::{body_bytes, header_pairs, http_status, non_negative_int, secret_list, serde_name, serde_to_py};
@@ -135,7 +137,7 @@ impl PyTokenRequest {
 
 /// What the host should do now: `result` is `"ready"`, `"ready_and_send"`,
 /// `"send"`, `"wait"` or `"fail"`; the other attributes are set as that result needs.
-#[pyclass(module = "tokenwell._native", name = "Poll", frozen)]
+#[pyclass(module = "tokenwell._native", name = "PollResult", frozen)]
 pub struct PyPoll {
     /// The kind of result.
     #[pyo3(get)]
@@ -170,7 +172,7 @@ impl PyPoll {
         if let Some(error) = &self.error {
             parts.push(format!("error={}", error.bind(py).repr()?));
         }
-        Ok(format!("Poll({})", parts.join(", ")))
+        Ok(format!("PollResult({})", parts.join(", ")))
     }
 }
 
@@ -182,27 +184,27 @@ fn wrap_request(py: Python<'_>, request: TokenRequest) -> PyResult<Py<PyTokenReq
     Py::new(py, PyTokenRequest { inner: request })
 }
 
-fn convert_poll(py: Python<'_>, poll: Poll) -> PyResult<PyPoll> {
+fn convert_poll(py: Python<'_>, poll: PollResult) -> PyResult<PyPoll> {
     let mut out = PyPoll { result: "", token: None, request: None, fetch_id: None, error: None };
     match poll {
-        Poll::Ready { token } => {
+        PollResult::Ready { token } => {
             out.result = "ready";
             out.token = Some(wrap_token(py, token)?);
         }
-        Poll::ReadyAndSend { token, request } => {
+        PollResult::ReadyAndSend { token, request } => {
             out.result = "ready_and_send";
             out.token = Some(wrap_token(py, token)?);
             out.request = Some(wrap_request(py, request)?);
         }
-        Poll::Send { request } => {
+        PollResult::Send { request } => {
             out.result = "send";
             out.request = Some(wrap_request(py, request)?);
         }
-        Poll::Wait { fetch_id } => {
+        PollResult::Wait { fetch_id } => {
             out.result = "wait";
             out.fetch_id = Some(fetch_id.0);
         }
-        Poll::Fail { error } => {
+        PollResult::Fail { error } => {
             out.result = "fail";
             out.error = Some(token_error(py, &error)?.unbind());
         }
@@ -247,7 +249,7 @@ impl PyTokenCache {
         Ok(Self { inner: Mutex::new(tokenwell::TokenCache::new(config, entropy)) })
     }
 
-    /// What to do now (a `Poll`).
+    /// What to do now (a `PollResult`).
     fn poll(&self, py: Python<'_>, now_ms: &Bound<'_, PyAny>) -> PyResult<PyPoll> {
         let now = non_negative_int(now_ms, "now_ms")?;
         let poll = self.engine().poll(now);

@@ -76,6 +76,13 @@ pub fn error_kinds(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     PyList::new(py, kinds)
 }
 
+/// The error for a token asked of a closed account (`ClosedError`), as the
+/// engine words it for every host.
+#[pyfunction]
+pub fn closed_error(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    token_error(py, &TokenError::closed())
+}
+
 /// Builds a `TokenError` of `kind` from the engine's own constructor (for tests
 /// of the mapping and of redaction): the same object a real failure produces.
 #[pyfunction]

@@ -25,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::PyTokenRequest>()?;
     m.add_function(wrap_pyfunction!(error::error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(error::make_token_error, m)?)?;
+    m.add_function(wrap_pyfunction!(error::closed_error, m)?)?;
     m.add_class::<config::PyConfig>()?;
     m.add_class::<env::PyEnvReading>()?;
     m.add_class::<env::PyEnvMerged>()?;

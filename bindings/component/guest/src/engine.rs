@@ -39,14 +39,14 @@ impl GuestTokenCache for TokenCache {
 
     fn poll(&self, now: u64) -> PollResult {
         match self.0.borrow_mut().poll(now) {
-            tw::Poll::Ready { token } => PollResult::Ready(convert::token(&token)),
-            tw::Poll::ReadyAndSend { token, request } => PollResult::ReadyAndSend(wit::TokenAndRequest {
+            tw::PollResult::Ready { token } => PollResult::Ready(convert::token(&token)),
+            tw::PollResult::ReadyAndSend { token, request } => PollResult::ReadyAndSend(wit::TokenAndRequest {
                 token: convert::token(&token),
                 request: convert::token_request(&request),
             }),
-            tw::Poll::Send { request } => PollResult::Send(convert::token_request(&request)),
-            tw::Poll::Wait { fetch_id } => PollResult::Wait(fetch_id.0),
-            tw::Poll::Fail { error } => PollResult::Fail(convert::token_error(&error)),
+            tw::PollResult::Send { request } => PollResult::Send(convert::token_request(&request)),
+            tw::PollResult::Wait { fetch_id } => PollResult::Wait(fetch_id.0),
+            tw::PollResult::Fail { error } => PollResult::Fail(convert::token_error(&error)),
         }
     }
 
@@ -94,7 +94,8 @@ impl GuestTokenCache for TokenCache {
     }
 
     fn poll_event(&self) -> Option<wit::Event> {
-        self.0.borrow_mut().poll_event().map(convert::event)
+        let mut cache = self.0.borrow_mut();
+        std::iter::from_fn(|| cache.poll_event()).find_map(convert::event)
     }
 
     fn export_snapshot(&self, now: u64) -> Option<String> {

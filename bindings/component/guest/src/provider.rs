@@ -133,7 +133,7 @@ impl Guest for Component {
     fn drain_events() -> Vec<wit::Event> {
         PROVIDER.with_borrow_mut(|slot| {
             let Some(provider) = slot else { return Vec::new() };
-            std::iter::from_fn(|| provider.cache.poll_event()).map(convert::event).collect()
+            std::iter::from_fn(|| provider.cache.poll_event()).filter_map(convert::event).collect()
         })
     }
 }
@@ -149,16 +149,16 @@ impl Provider {
         self.collect(false);
         loop {
             match self.cache.poll(now_ms()) {
-                tw::Poll::Ready { token } => return Ok(convert::token(&token)),
-                tw::Poll::ReadyAndSend { token, request } => {
+                tw::PollResult::Ready { token } => return Ok(convert::token(&token)),
+                tw::PollResult::ReadyAndSend { token, request } => {
                     self.send(&request);
                     return Ok(convert::token(&token));
                 }
-                tw::Poll::Send { request } => {
+                tw::PollResult::Send { request } => {
                     self.send(&request);
                     self.collect(true);
                 }
-                tw::Poll::Wait { fetch_id } => {
+                tw::PollResult::Wait { fetch_id } => {
                     if self.in_flight.as_ref().is_some_and(|flight| flight.fetch_id == fetch_id) {
                         self.collect(true);
                     } else {
@@ -174,7 +174,7 @@ impl Provider {
                         );
                     }
                 }
-                tw::Poll::Fail { error } => return Err(convert::token_error(&error)),
+                tw::PollResult::Fail { error } => return Err(convert::token_error(&error)),
             }
         }
     }

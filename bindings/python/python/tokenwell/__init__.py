@@ -46,7 +46,7 @@ from ._errors import (
     UnsupportedGrantTypeError,
     error_class,
 )
-from ._native import ENGINE_VERSION, Config, Poll, Token, TokenCache, TokenRequest, retry_request
+from ._native import ENGINE_VERSION, Config, PollResult, Token, TokenCache, TokenRequest, retry_request
 from ._token import AccessToken, TokenSource
 from ._account import ServiceAccount
 from ._requests_auth import RequestsAuth
@@ -80,6 +80,9 @@ class _HttpxAuthNeedsHttpx:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise ImportError("HttpxAuth needs httpx: pip install 'tokenwell[httpx]'")
 
+# The poll outcome's former name (one name in every language now: PollResult).
+Poll = PollResult
+
 __all__ = [
     "ServiceAccount",
     "AccessToken",
@@ -89,7 +92,7 @@ __all__ = [
     "retry_request",
     "TokenCache",
     "Config",
-    "Poll",
+    "PollResult",
     "Token",
     "TokenRequest",
     "TransportRequest",

@@ -280,13 +280,10 @@ class StaleFetchError(TokenError):
 
 class ClosedError(TokenError):
     """The account was closed (``close()`` / ``aclose()``): it hands out no
-    more tokens. Not an engine kind: the engine has no notion of closing."""
+    more tokens. The engine's kind ``closed``, worded by the engine."""
 
     kind = "closed"
     fault = "host"
-
-    def __init__(self, message: str = "the ServiceAccount is closed", **kw: Any) -> None:
-        super().__init__(message, **kw)
 
 
 class SnapshotError(ValueError):
@@ -323,6 +320,7 @@ _KIND_CLASSES: Dict[str, Type[TokenError]] = {
     "timeout": RequestTimeoutError,
     "malformed_response": MalformedResponseError,
     "stale_fetch": StaleFetchError,
+    "closed": ClosedError,
 }
 
 

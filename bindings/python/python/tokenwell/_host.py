@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import _native, _timer
 from ._cache_file import CacheFile
 from ._config import Settings
-from ._errors import ClosedError, SnapshotError, TokenError
+from ._errors import SnapshotError, TokenError
 from ._secret_file import CHECK_INTERVAL_S
 from ._token import AccessToken
 from ._transport import TransportRequest, ca_bundle, normalize_response
@@ -92,7 +92,7 @@ class EngineHost:
         """Asks the engine what to do now and does the non-blocking part of it."""
         with self._cond:
             if self._closed:
-                return FAIL, ClosedError()
+                return FAIL, _native.closed_error()
             now = self._now_ms()
             if self._secret_file is not None:
                 self._secret_file.check(self._cache, now)

@@ -228,7 +228,12 @@ class CacheFile {
     });
     const before = this.#queue;
     this.#queue = before.then(() => mine);
-    await before;
+    if (!(await settlesBefore(before, deadline))) {
+      // Give the turn on once it comes, and go on without the lock.
+      before.then(release);
+      if (timeoutMs > 0) this.#warn(`tokenwell: cache_lock_timeout ${this.path}`, 'cache_lock_timeout');
+      return BUSY;
+    }
     let outcome;
     try {
       outcome = await this.#takeFileLock(deadline);
@@ -308,6 +313,20 @@ class CacheFile {
       await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
       pause = Math.min(pause * 2, 50);
     }
+  }
+}
+
+/** Whether `promise` settles by `deadline` (ms since the epoch); the timer never keeps the process alive. */
+async function settlesBefore(promise, deadline) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), 0));
+    timer.unref?.();
+  });
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

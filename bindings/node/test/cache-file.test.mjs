@@ -259,3 +259,25 @@ test('a cache file others could write, or a symlink planted at its path, is not 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('in one process, callers of one cache file take its lock in turn', async () => {
+  const dir = tempDir();
+  try {
+    const file = new CacheFile(path.join(dir, 'token.json'), () => {});
+    assert.equal(await file.lock(1000), 'held');
+    assert.equal(await file.lock(0), 'busy', 'not free now');
+    const order = [];
+    const second = file.lock(5000).then((outcome) => {
+      order.push(`second ${outcome}`);
+      file.unlock();
+    });
+    order.push('first unlocks');
+    file.unlock();
+    await second;
+    assert.deepEqual(order, ['first unlocks', 'second held']);
+    assert.equal(await file.lock(0), 'held', 'free again');
+    file.unlock();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -28,7 +28,8 @@ import { ServiceAccount, TokenCache, TokenError, engineBackend } from '../index.
 import { canonical, camel, snake, subsetMismatch, virtualClock } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const scenarioDir = path.join(here, '../../../tests/conformance/host');
+// TOKENWELL_HOST_SCENARIOS replays another copy (as TOKENWELL_SCENARIOS does for conformance.test.mjs).
+const scenarioDir = process.env.TOKENWELL_HOST_SCENARIOS ?? path.join(here, '../../../tests/conformance/host');
 const scenarios = fs
   .readdirSync(scenarioDir)
   .filter((f) => f.endsWith('.json'))

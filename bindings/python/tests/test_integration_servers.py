@@ -20,7 +20,6 @@ token soak.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import json
 import os
@@ -33,7 +32,7 @@ import traceback
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -49,23 +48,30 @@ from tokenwell import (
 
 from conftest import ConnectProxy, EventLog, FakeClock
 
-SERVERS_FILE = os.environ.get("TOKENWELL_SERVERS")
-if not SERVERS_FILE and os.environ.get("TOKENWELL_REQUIRE_SERVERS") == "1":
-    pytest.fail(
-        "TOKENWELL_SERVERS is not set but TOKENWELL_REQUIRE_SERVERS=1: run through tests/integration/run.sh "
-        "or `make integration`",
-        pytrace=False,
-    )
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not SERVERS_FILE, reason="TOKENWELL_SERVERS unset (run under with-servers.sh)"),
-]
-SERVERS: Dict[str, Any] = json.loads(Path(SERVERS_FILE).read_text(encoding="utf-8")) if SERVERS_FILE else {}
-SERVER_NAMES = ["hydra", "oidc_provider"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "integration"))
+from e2e_support import (  # noqa: E402
+    NOT_ALLOWED_AUDIENCE,
+    SERVER_NAMES,
+    SERVERS,
+    SKIP_WITHOUT_SERVERS,
+    SOAK_SECONDS,
+    audience_options,
+    bulk_clients,
+    check_all_accepted,
+    check_no_secret_shown,
+    check_soak,
+    hydra_admin_url,
+    hydra_cli,
+    jwt_claims,
+    open_fetches,
+    require_servers,
+    special_secret,
+)
+
+require_servers("tests/integration/run.sh or `make integration`")
+pytestmark = [pytest.mark.e2e, SKIP_WITHOUT_SERVERS]
 ROLES = ["basic", "post", "jwt", "special_secret", "short_ttl"]
 CRON = Path(__file__).resolve().parents[3] / "examples" / "python-cron" / "cron.py"
-SOAK_SECONDS = int(os.environ.get("TOKENWELL_E2E_SOAK_SECONDS", "30"))
-NOT_ALLOWED_AUDIENCE = "https://not-allowed.tokenwell.test"
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -88,11 +94,7 @@ def account_for(
     c = client if client is not None else s["clients"][role]
     scope = c["scopes"] if scope is None else scope
     audience = c["audience"] if audience is None else audience
-    if audience:
-        if s["audience_parameter"] == "audience":
-            kwargs["audience"] = list(audience)
-        else:
-            kwargs["extra_params"] = [(s["audience_parameter"], a) for a in audience]
+    kwargs.update(audience_options(server, audience))
     kwargs.setdefault("client_secret", c["client_secret"])
     return ServiceAccount(
         token_url=s["token_url"],
@@ -119,30 +121,10 @@ def wait_until(log: EventLog, what: str, condition: Callable[[], bool], timeout:
     assert ok, f"timed out waiting for {what}; events: {log.types()[-20:]}"
 
 
-def hydra_bin() -> str:
-    return os.environ.get("HYDRA_BIN") or SERVERS["hydra"]["bin"]
-
-
-def hydra_cli(*args: str) -> str:
-    """Runs the real hydra CLI; stdout, or a failure with its stderr (never its arguments)."""
-    done = subprocess.run([hydra_bin(), *args], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"hydra {args[0]} {args[1]} failed: {done.stderr[-2000:]}"
-    return done.stdout
-
-
-def hydra_admin_url() -> str:
-    return os.environ.get("HYDRA_ADMIN_URL") or SERVERS["hydra"]["admin_url"]
-
-
 def hydra_introspect_http(token: str) -> Dict[str, Any]:
     data = urllib.parse.urlencode({"token": token}).encode()
     with urllib.request.urlopen(SERVERS["hydra"]["introspection_url"], data=data, timeout=10) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
-
-
-def jwt_claims(token: str) -> Dict[str, Any]:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
 
 
 def ms(moment: Any) -> int:
@@ -251,25 +233,18 @@ def test_a_wrong_secret_is_invalid_client_and_never_shown(server: str) -> None:
     assert caught.status == 401 and caught.oauth_error == "invalid_client"
     texts = [str(caught), repr(caught), shown, str(caught.description), repr(account), str(account)]
     texts += [json.dumps(e, default=str, ensure_ascii=False) for e in log.events] + [repr(e) for e in log.events]
-    # (Booleans, so that a failure does not print the secret itself.)
-    shown_at = [i for i, text in enumerate(texts) if wrong in text or real in text]
-    assert not shown_at, f"{server}: a secret is shown in texts {shown_at}"
+    check_no_secret_shown(server, texts, [wrong, real])
 
 
 @pytest.mark.parametrize("server", SERVER_NAMES)
 def test_secrets_with_reserved_characters_work(server: str) -> None:
-    secret = SERVERS[server]["clients"]["special_secret"]["client_secret"]
-    assert all(c in secret for c in "%+ :&="), f"{server}: the special secret lost its characters"
+    special_secret(server)
     assert account_for(server, "special_secret").get_token()
 
 
 @pytest.mark.parametrize("server", SERVER_NAMES)
 def test_two_hundred_random_secrets_are_each_accepted(server: str) -> None:
-    bulk = SERVERS[server].get("bulk_clients")
-    assert bulk is not None, f"{server}: no bulk_clients in servers.json"
-    assert len(bulk) >= 200, f"{server}: {len(bulk)} bulk clients"
-    if server == "hydra":  # Unicode is covered against Hydra (oidc-provider allows VSCHAR only)
-        assert sum(any(ord(ch) > 0x7E for ch in c["client_secret"]) for c in bulk) >= len(bulk) // 2
+    bulk = bulk_clients(server)
 
     def attempt(client: Dict[str, Any]) -> Optional[str]:
         try:
@@ -279,8 +254,7 @@ def test_two_hundred_random_secrets_are_each_accepted(server: str) -> None:
             return f"{client['client_id']}: {error.kind}: {error}"
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        failures = [f for f in pool.map(attempt, bulk) if f is not None]
-    assert not failures, f"{server}: {len(failures)} of {len(bulk)} refused:\n" + "\n".join(failures)
+        check_all_accepted(server, list(pool.map(attempt, bulk)), len(bulk))
 
 
 @pytest.mark.parametrize("server", SERVER_NAMES)
@@ -333,37 +307,15 @@ def _soak(server: str, seconds: int) -> str:
     for t in threads:
         t.join()
     # A background refresh started just before the deadline: let it land.
-    wait_until(log, "the last refresh to end", lambda: _open_fetches(log.events) == 0, timeout=15)
+    wait_until(log, "the last refresh to end", lambda: open_fetches(log.events) == 0, timeout=15)
     assert not failures, f"{server}: {len(failures)} failed calls: {failures[:3]}"
 
     with log.cond:
         events = list(log.events)
-    reasons = [e["reason"] for e in events if e["type"] == "refresh_started"]
-    assert reasons[0] == "initial", f"{server}: {reasons}"
-    assert all(r == "ahead" for r in reasons[1:]), f"{server}: a caller waited on the network: {reasons}"
-    acquired = sum(e["type"] == "token_acquired" for e in events)
-    assert acquired > seconds * 1000 // lifetime, f"{server}: only {acquired} tokens in {seconds} s of {lifetime} ms tokens"
-    # Single flight: each fetch started after the previous one ended (by the
-    # engine's timestamps: handlers may be called from several threads).
-    spans = _fetch_spans(events)
-    for (prev_id, prev), (next_id, nxt) in zip(spans, spans[1:]):
-        assert prev[1] is not None and nxt[0] >= prev[1], f"{server}: fetches {prev_id} and {next_id} overlap"
-    assert not any(e["type"] in ("refresh_failed", "backoff_scheduled") for e in events), f"{server}: {reasons}"
+    # Single flight is judged by the engine's timestamps: handlers may be
+    # called from several threads.
+    acquired = check_soak(server, events, seconds, lifetime)
     return f"{server}: {sum(calls)} calls in {seconds} s, {acquired} tokens of {lifetime} ms, 0 failures, every refresh ahead"
-
-
-def _fetch_spans(events: List[Dict[str, Any]]) -> List[Tuple[int, List[Optional[int]]]]:
-    spans: Dict[int, List[Optional[int]]] = {}
-    for e in events:
-        if e["type"] == "refresh_started":
-            spans[e["fetch_id"]] = [e["at"], None]
-        elif e["type"] in ("token_acquired", "refresh_failed", "fetch_abandoned") and e["fetch_id"] in spans:
-            spans[e["fetch_id"]][1] = e["at"]
-    return sorted(spans.items())
-
-
-def _open_fetches(events: List[Dict[str, Any]]) -> int:
-    return sum(end is None for _, (_, end) in _fetch_spans(events))
 
 
 def test_five_second_tokens_are_refreshed_ahead_on_both_servers_at_once() -> None:

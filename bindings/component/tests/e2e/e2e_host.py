@@ -13,32 +13,22 @@ Without ``TOKENWELL_SERVERS`` the suite is skipped, unless
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import time
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import pytest
+import sys
+from typing import Any, Dict, List, Optional, Sequence
 
 from wasm_host import REPO, ProviderInstance, canonical_config_error, canonical_error, canonical_token, config, is_err
 
-SERVERS_FILE = os.environ.get("TOKENWELL_SERVERS")
-if not SERVERS_FILE and os.environ.get("TOKENWELL_REQUIRE_SERVERS") == "1":
-    pytest.fail(
-        "TOKENWELL_SERVERS is not set but TOKENWELL_REQUIRE_SERVERS=1: run through tests/integration/run.sh "
-        "component, or make -C bindings/component integration",
-        pytrace=False,
-    )
-SKIP_WITHOUT_SERVERS = pytest.mark.skipif(
-    not SERVERS_FILE, reason="TOKENWELL_SERVERS unset (run under tests/integration/run.sh component)"
-)
-SERVERS: Dict[str, Any] = json.loads(Path(SERVERS_FILE).read_text(encoding="utf-8")) if SERVERS_FILE else {}
-SERVER_NAMES = ["hydra", "oidc_provider"]
-SOAK_SECONDS = int(os.environ.get("TOKENWELL_E2E_SOAK_SECONDS", "30"))
-NOT_ALLOWED_AUDIENCE = "https://not-allowed.tokenwell.test"
+# The servers, the hydra CLI and the event checks are shared with the Python
+# package's suite: tests/integration/e2e_support.py.
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import e2e_support  # noqa: E402
+from e2e_support import *  # noqa: E402,F401,F403  (re-exported to the test modules)
+from e2e_support import SERVERS, audience_options, require_servers  # noqa: E402
+
+require_servers("tests/integration/run.sh component, or make -C bindings/component integration")
 EXAMPLES = REPO / "examples"
+
+__all__ = [*e2e_support.__all__, "EXAMPLES", "Provider", "TokenFailure", "provider_for"]
 
 
 class TokenFailure(Exception):
@@ -101,11 +91,8 @@ def provider_for(
     c = client if client is not None else s["clients"][role]
     scopes = c["scopes"] if scopes is None else scopes
     audiences = c["audience"] if audiences is None else audiences
-    if audiences:
-        if s["audience_parameter"] == "audience":
-            options["audiences"] = list(audiences)
-        else:
-            options["extra_params"] = [(s["audience_parameter"], a) for a in audiences]
+    for key, value in audience_options(server, audiences).items():
+        options["audiences" if key == "audience" else key] = value
     return Provider(
         config(
             token_url=s["token_url"],
@@ -116,41 +103,3 @@ def provider_for(
             **options,
         )
     )
-
-
-def hydra_bin() -> str:
-    return os.environ.get("HYDRA_BIN") or SERVERS["hydra"]["bin"]
-
-
-def hydra_admin_url() -> str:
-    return os.environ.get("HYDRA_ADMIN_URL") or SERVERS["hydra"]["admin_url"]
-
-
-def hydra_cli(*args: str) -> str:
-    """Runs the real hydra CLI; its stdout, or a failure with its stderr (never its arguments)."""
-    done = subprocess.run([hydra_bin(), *args], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"hydra {args[0]} {args[1]} failed: {done.stderr[-2000:]}"
-    return done.stdout
-
-
-def poll_until(what: str, condition: Callable[[], bool], timeout: float, step: Callable[[], None]) -> None:
-    """Runs ``step`` until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        step()
-
-
-def fetch_spans(events: List[Dict[str, Any]]) -> List[Tuple[int, List[Optional[int]]]]:
-    """``(fetch_id, [started_at, ended_at or None])`` for every token request."""
-    spans: Dict[int, List[Optional[int]]] = {}
-    for e in events:
-        if e["type"] == "refresh_started":
-            spans[e["fetch_id"]] = [e["at"], None]
-        elif e["type"] in ("token_acquired", "refresh_failed", "fetch_abandoned") and e["fetch_id"] in spans:
-            spans[e["fetch_id"]][1] = e["at"]
-    return sorted(spans.items())
-
-
-def open_fetches(events: List[Dict[str, Any]]) -> int:
-    return sum(end is None for _, (_, end) in fetch_spans(events))

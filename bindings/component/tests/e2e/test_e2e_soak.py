@@ -21,7 +21,7 @@ from e2e_host import (
     SKIP_WITHOUT_SERVERS,
     SOAK_SECONDS,
     TokenFailure,
-    fetch_spans,
+    check_soak,
     open_fetches,
     poll_until,
     provider_for,
@@ -56,17 +56,7 @@ def soak(server: str, seconds: int) -> str:
     poll_until("the last refresh to be collected", lambda: open_fetches(provider.events) == 0, 15, call)
     assert not failures, f"{server}: {len(failures)} of {len(latencies)} calls failed: {failures[:3]}"
 
-    events = provider.events
-    reasons = [e["reason"] for e in events if e["type"] == "refresh_started"]
-    assert reasons[0] == "initial", f"{server}: {reasons}"
-    assert all(r == "ahead" for r in reasons[1:]), f"{server}: a caller waited on the network: {reasons}"
-    acquired = sum(e["type"] == "token_acquired" for e in events)
-    assert acquired > seconds * 1000 // lifetime, f"{server}: {acquired} tokens in {seconds} s of {lifetime} ms tokens"
-    spans = fetch_spans(events)
-    for (prev_id, prev), (next_id, nxt) in zip(spans, spans[1:]):
-        assert prev[1] is not None and nxt[0] >= prev[1], f"{server}: fetches {prev_id} and {next_id} overlap"
-    unexpected = [e["type"] for e in events if e["type"] in ("refresh_failed", "backoff_scheduled", "fetch_abandoned")]
-    assert not unexpected, f"{server}: {unexpected}"
+    acquired = check_soak(server, provider.events, seconds, lifetime)
     slowest = sorted(latencies)
     return (
         f"soak, {server}: {calls} calls in {seconds} s, {acquired} tokens of {lifetime} ms, 0 failures, "

@@ -21,8 +21,8 @@ mod json;
 
 use serde_json::{json, Value};
 use tokenwell::{
-    ClientSecret, Config, ErrorKind, FetchId, FileStamp, InvalidateOutcome, PollResult, SecretFileWatch, TokenCache,
-    TokenError, TransportErrorKind,
+    ClientSecret, Config, FetchId, FileStamp, InvalidateOutcome, PollResult, SecretFileWatch, TokenCache, TokenError,
+    TransportErrorKind,
 };
 
 pub use error::{config_error_json, error_kinds, token_error_json};
@@ -156,10 +156,9 @@ pub fn retry_request(outcome: &str) -> Result<bool, ArgError> {
 }
 
 /// The error of a token asked for after the host closed its account, as
-/// camelCase JSON (kind `closed`, worded by the engine's `ErrorKind`).
+/// camelCase JSON (the engine's `TokenError::closed()`, kind `closed`).
 pub fn closed_error() -> String {
-    let error = TokenError::new(ErrorKind::Closed, "the account was closed: make a new one to get tokens");
-    token_error_json(&error).to_string()
+    token_error_json(&TokenError::closed()).to_string()
 }
 
 /// How often (ms) a secret file is checked on the token path (`SecretFileWatch::CHECK_INTERVAL_MS`).

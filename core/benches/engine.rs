@@ -4,12 +4,14 @@
 //! - cache-hit `poll` vs. the floor every host pays anyway: cloning the cached
 //!   token string after a clock compare;
 //! - a full request/response cycle (poll → build request → parse a Hydra-like
-//!   JSON response → install) vs. parsing that JSON body alone with serde_json.
+//!   JSON response → install) vs. parsing that JSON body alone with serde_json;
+//! - signing one client assertion per algorithm (`private_key_jwt`,
+//!   `client_secret_jwt`) vs. building a `client_secret_basic` request.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use tokenwell::{Config, PollResult, TokenCache};
+use tokenwell::{build_signed_token_request, build_token_request, Config, EntropyPool, PollResult, TokenCache};
 
 const T0: u64 = 1_700_000_000_000;
 const BODY: &[u8] = br#"{"access_token":"ory_at_Xq2b6qXl5cWw0eCjJ6l8rjv1u0hQm1p2S3rT4uV5wX6.y7Z8a9B0c1D2e3F4g5H6i7J8k9L0m1N2o3P4q5R6s7","expires_in":3599,"scope":"billing:read billing:write","token_type":"bearer"}"#;
@@ -79,4 +81,51 @@ fn main() {
         json_only,
         cycle / json_only
     );
+    assertion_table();
+}
+
+/// The key files the assertion rows sign with (test keys only).
+fn key_config(key_file: &str, alg: Option<&str>) -> Config {
+    let path = format!("{}/../tests/conformance/keys/{key_file}", env!("CARGO_MANIFEST_DIR"));
+    let mut options = serde_json::json!({"token_url": "https://hydra.example/oauth2/token",
+        "client_id": "billing-worker", "auth_method": "private_key_jwt",
+        "private_key": std::fs::read_to_string(path).unwrap(), "scope": "billing:read billing:write"});
+    if let Some(alg) = alg {
+        options["assertion_signing_alg"] = alg.into();
+    }
+    Config::from_json(&options.to_string()).unwrap()
+}
+
+/// Signing one client assertion per algorithm (the whole token request:
+/// claims, jti, signature, body), against building a `client_secret_basic`
+/// request measured in the same run.
+fn assertion_table() {
+    let basic = config();
+    let baseline = measure(200_000, 9, |_| {
+        black_box(build_token_request(black_box(&basic), 0));
+    });
+    let hs256 = Config::from_json(
+        r#"{"token_url":"https://hydra.example/oauth2/token","client_id":"billing-worker",
+            "client_secret":"s3cr3t: with+chars","auth_method":"client_secret_jwt","scope":"billing:read billing:write"}"#,
+    )
+    .unwrap();
+    let rows = [
+        ("RS256 (RSA 2048)", key_config("test-only-rsa-2048.pkcs8.pem", None), 300),
+        ("PS256 (RSA 2048)", key_config("test-only-rsa-2048.pkcs8.pem", Some("PS256")), 300),
+        ("ES256 (P-256)", key_config("test-only-p256.pkcs8.pem", None), 3_000),
+        ("ES384 (P-384)", key_config("test-only-p384.pkcs8.pem", None), 1_000),
+        ("HS256 (client_secret_jwt)", hs256, 100_000),
+    ];
+    println!();
+    println!(
+        "{:<48} {:>10} {:>12} {:>8}",
+        "sign one client assertion (vs basic request)", "ns/op", "baseline", "ratio"
+    );
+    for (name, config, iters) in rows {
+        let mut pool = EntropyPool::new(7);
+        let ns = measure(iters, 5, |i| {
+            black_box(build_signed_token_request(&config, 0, T0 + i, &mut pool).unwrap());
+        });
+        println!("{:<48} {:>10.0} {:>12.1} {:>8.0}", name, ns, baseline, ns / baseline);
+    }
 }

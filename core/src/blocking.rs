@@ -59,6 +59,13 @@ struct SecretFile {
     watch: crate::SecretFileWatch,
 }
 
+/// Which watched file: the secrets, or the private keys (`private_key_jwt`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Secrets,
+    Keys,
+}
+
 /// `stat` of `path`, following symlinks, as the engine's change rule reads it.
 fn file_stamp(path: &Path) -> std::io::Result<crate::FileStamp> {
     let metadata = std::fs::metadata(path)?;
@@ -84,6 +91,7 @@ fn file_stamp(path: &Path) -> std::io::Result<crate::FileStamp> {
 struct Shared {
     cache: Mutex<TokenCache>,
     secret_file: Mutex<Option<SecretFile>>,
+    key_file: Mutex<Option<SecretFile>>,
     changed: Condvar,
     /// The HTTP agent, or why none could be built (an unreadable CA file).
     agent: Result<ureq::Agent, ConfigError>,
@@ -97,6 +105,8 @@ pub struct Builder {
     ca_file: Option<PathBuf>,
     /// The secret file and how errors and events name it.
     secret_file: Option<(PathBuf, String)>,
+    /// The private key file and how errors and events name it.
+    key_file: Option<(PathBuf, String)>,
 }
 
 impl Builder {
@@ -121,7 +131,15 @@ impl Builder {
         self
     }
 
-    /// The account; a CA file or secret file that cannot be used is refused here.
+    /// Reads the private keys (`private_key_jwt`: PEM blocks or a JWK / JWKS,
+    /// current first) from this file now and whenever it changes, under the
+    /// same rule as the secret file: a key rotation needs no restart.
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some((path.into(), "key_file".to_owned()));
+        self
+    }
+
+    /// The account; a CA file, secret file or key file that cannot be used is refused here.
     pub fn build(self) -> Result<ServiceAccount, ConfigError> {
         let ca_file =
             self.ca_file.or_else(|| std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
@@ -129,11 +147,14 @@ impl Builder {
         if let Err(error) = &agent {
             return Err(error.clone());
         }
-        let account = ServiceAccount::assemble(self.config, self.on_event, agent);
-        match self.secret_file {
-            Some((path, source)) => account.watch_secret_file(path, source),
-            None => Ok(account),
+        let mut account = ServiceAccount::assemble(self.config, self.on_event, agent);
+        if let Some((path, source)) = self.secret_file {
+            account = account.watch(Watched::Secrets, path, source)?;
         }
+        if let Some((path, source)) = self.key_file {
+            account = account.watch(Watched::Keys, path, source)?;
+        }
+        Ok(account)
     }
 }
 
@@ -219,6 +240,14 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Fresh bytes from the operating system for the engine's entropy pool (the
+/// `jti` of each client assertion; see [`crate::EntropyPool`]). Without them
+/// the pool still never repeats within this process.
+fn os_entropy() -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok().map(|()| bytes)
+}
+
 fn entropy() -> u64 {
     // Not cryptographic: only spreads refresh times across a fleet.
     use std::hash::{BuildHasher, Hasher};
@@ -242,12 +271,18 @@ impl Shared {
         }
     }
 
-    /// Re-reads the secret file if it changed (at most once a second unless `force`).
-    /// Re-reads the secret file if the engine's change rule says so (see
-    /// [`crate::SecretFileWatch`]); `force` after `invalid_client`. A file
-    /// that cannot be used keeps the secrets loaded, with an engine event.
-    fn reload_secret_file(&self, now: u64, force: bool) -> Result<(), ConfigError> {
-        let mut guard = self.secret_file.lock().unwrap_or_else(|p| p.into_inner());
+    /// Re-reads the secret file and the key file if the engine's change rule
+    /// says so (see [`crate::SecretFileWatch`]); `force` after
+    /// `invalid_client`. A file that cannot be used keeps what was loaded,
+    /// with an engine event.
+    fn reload_files(&self, now: u64, force: bool) -> Result<(), ConfigError> {
+        let secrets = self.reload_file(Watched::Secrets, now, force);
+        self.reload_file(Watched::Keys, now, force).and(secrets)
+    }
+
+    fn reload_file(&self, which: Watched, now: u64, force: bool) -> Result<(), ConfigError> {
+        let slot = if which == Watched::Secrets { &self.secret_file } else { &self.key_file };
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         let Some(file) = guard.as_mut().filter(|f| f.watch.due(now, force)) else { return Ok(()) };
         let read = file_stamp(&file.path).and_then(|stamp| {
             if !file.watch.changed(stamp, now) {
@@ -265,9 +300,11 @@ impl Shared {
         let mut cache = self.lock();
         let outcome = match read {
             Ok(None) => Ok(false),
+            Ok(Some(contents)) if which == Watched::Keys => cache.replace_keys_from_file(&contents, &source, now),
             Ok(Some(contents)) => cache.replace_secrets_from_file(&contents, &source, now),
             Err(error) => {
-                let problem = format!("cannot read the secret file {path} ({})", error.kind());
+                let what = if which == Watched::Keys { "key" } else { "secret" };
+                let problem = format!("cannot read the {what} file {path} ({})", error.kind());
                 cache.report_secret_file_problem(&source, &problem, now);
                 Err(ConfigError::new(source, problem))
             }
@@ -289,8 +326,8 @@ impl Shared {
         self.drain_events(&mut cache);
         drop(cache);
         if result.as_ref().is_err_and(|e| e.kind == crate::ErrorKind::InvalidClient) {
-            // The secret may have been rotated under us: look at the file now.
-            let _ = self.reload_secret_file(now_ms(), true);
+            // The secret or key may have been rotated under us: look at the files now.
+            let _ = self.reload_files(now_ms(), true);
         }
         self.changed.notify_all();
         result
@@ -301,32 +338,37 @@ impl Shared {
         let agent = self.agent.as_ref().map_err(|e| (TransportErrorKind::Other, e.to_string()))?;
         let proxy = proxy_for(&request.http.url, &|name| std::env::var(name).ok())
             .map_err(|message| (TransportErrorKind::Other, message))?;
-        let mut builder = agent.post(&request.http.url);
-        for (name, value) in &request.http.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        builder
-            .config()
-            .timeout_global(Some(Duration::from_millis(request.timeout_ms)))
-            .proxy(proxy)
-            .build()
-            .send(request.http.body.as_bytes())
-            .and_then(|mut response| {
-                let status = response.status().as_u16();
-                let headers: Vec<(String, String)> = response
-                    .headers()
-                    .iter()
-                    .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
-                    .collect();
-                // Read one byte past the limit so the engine sees the body is too large.
-                let body = response.body_mut().with_config().limit(limit + 1).read_to_vec();
-                match body {
-                    Ok(body) => Ok((status, headers, body)),
-                    Err(ureq::Error::BodyExceedsLimit(_)) => Ok((status, headers, vec![b' '; limit as usize + 1])),
-                    Err(e) => Err(e),
-                }
-            })
-            .map_err(|error| (transport_error_kind(&error), error.to_string()))
+        let timeout = Some(Duration::from_millis(request.timeout_ms));
+        // The engine says which method: POST for a token, GET (no body) for issuer discovery.
+        let sent = if request.http.method == "GET" {
+            let mut builder = agent.get(&request.http.url);
+            for (name, value) in &request.http.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            builder.config().timeout_global(timeout).proxy(proxy).build().call()
+        } else {
+            let mut builder = agent.post(&request.http.url);
+            for (name, value) in &request.http.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            builder.config().timeout_global(timeout).proxy(proxy).build().send(request.http.body.as_bytes())
+        };
+        sent.and_then(|mut response| {
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+                .collect();
+            // Read one byte past the limit so the engine sees the body is too large.
+            let body = response.body_mut().with_config().limit(limit + 1).read_to_vec();
+            match body {
+                Ok(body) => Ok((status, headers, body)),
+                Err(ureq::Error::BodyExceedsLimit(_)) => Ok((status, headers, vec![b' '; limit as usize + 1])),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(|error| (transport_error_kind(&error), error.to_string()))
     }
 }
 
@@ -358,8 +400,9 @@ impl ServiceAccount {
 
     /// A provider configured from the environment, as every host's `fromEnv`
     /// is (see [`crate::read_env`]): `prefix + CLIENT_ID`, `TOKEN_URL` (or
-    /// `HYDRA_URL` / `ISSUER_URL`), `CLIENT_SECRET` or `CLIENT_SECRET_FILE`
-    /// (re-read when it changes), `SCOPE`, `AUDIENCE`, `AUTH_METHOD`, and the
+    /// `HYDRA_URL`, or `ISSUER_URL` for discovery), `CLIENT_SECRET` or
+    /// `CLIENT_SECRET_FILE` and/or `CLIENT_PRIVATE_KEY_FILE` (re-read when
+    /// they change), `SCOPE`, `AUDIENCE`, `AUTH_METHOD`, and the
     /// unprefixed `TOKENWELL_CA_FILE` and `TOKENWELL_ALLOW_INSECURE_HTTP`.
     /// Every missing or malformed variable is named; no value is echoed.
     pub fn from_env(prefix: &str) -> Result<Self, ConfigError> {
@@ -381,18 +424,26 @@ impl ServiceAccount {
             })?),
             _ => None,
         };
+        let key_contents = match (&merged.key_file, &merged.key_file_source) {
+            (Some(path), Some(source)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(source.clone(), format!("cannot read the key file {path} ({})", e.kind()))
+            })?),
+            _ => None,
+        };
         let (secret_file, ca_file) = (merged.secret_file.clone(), merged.ca_file.clone());
         let merged_source = merged.secret_file_source.clone();
-        let mut builder = Self::builder(merged.into_config(contents.as_deref())?);
+        let key_file = merged.key_file.clone().zip(merged.key_file_source.clone());
+        let mut builder = Self::builder(merged.into_config_with_keys(contents.as_deref(), key_contents.as_deref())?);
         builder.on_event = on_event;
         builder.ca_file = ca_file.map(PathBuf::from);
         builder.secret_file = secret_file.zip(merged_source).map(|(path, source)| (PathBuf::from(path), source));
+        builder.key_file = key_file.map(|(path, source)| (PathBuf::from(path), source));
         builder.build()
     }
 
     /// A builder, for a CA file, an event handler or a secret file.
     pub fn builder(config: Config) -> Builder {
-        Builder { config, on_event: None, ca_file: None, secret_file: None }
+        Builder { config, on_event: None, ca_file: None, secret_file: None, key_file: None }
     }
 
     /// A provider that passes every engine event to `on_event` (for audit logs and metrics).
@@ -406,6 +457,7 @@ impl ServiceAccount {
             shared: Arc::new(Shared {
                 cache: Mutex::new(TokenCache::new(config, entropy())),
                 secret_file: Mutex::new(None),
+                key_file: Mutex::new(None),
                 changed: Condvar::new(),
                 agent,
                 on_event,
@@ -418,13 +470,20 @@ impl ServiceAccount {
     /// when a token is asked for), as Kubernetes updates a mounted secret: a
     /// rotated secret is picked up without a restart.
     pub fn with_secret_file(self, path: impl Into<std::path::PathBuf>) -> Result<Self, ConfigError> {
-        self.watch_secret_file(path.into(), "secret_file".to_owned())
+        self.watch(Watched::Secrets, path.into(), "secret_file".to_owned())
     }
 
-    fn watch_secret_file(self, path: PathBuf, source: String) -> Result<Self, ConfigError> {
-        *self.shared.secret_file.lock().unwrap_or_else(|p| p.into_inner()) =
+    /// Reads the private keys from `path` now and whenever the file changes
+    /// (see [`Builder::key_file`]).
+    pub fn with_key_file(self, path: impl Into<std::path::PathBuf>) -> Result<Self, ConfigError> {
+        self.watch(Watched::Keys, path.into(), "key_file".to_owned())
+    }
+
+    fn watch(self, which: Watched, path: PathBuf, source: String) -> Result<Self, ConfigError> {
+        let slot = if which == Watched::Secrets { &self.shared.secret_file } else { &self.shared.key_file };
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(SecretFile { path, source, watch: crate::SecretFileWatch::new() });
-        self.shared.reload_secret_file(now_ms(), true)?;
+        self.shared.reload_file(which, now_ms(), true)?;
         Ok(self)
     }
 
@@ -437,10 +496,17 @@ impl ServiceAccount {
         if let Err(error) = &shared.agent {
             return Err(error.clone().into());
         }
-        // A secret file that cannot be read keeps the secrets already loaded.
-        let _ = shared.reload_secret_file(now_ms(), false);
+        // A secret or key file that cannot be read keeps what was already loaded.
+        let _ = shared.reload_files(now_ms(), false);
         let mut cache = shared.lock();
         loop {
+            // Fresh OS entropy before each poll that may send: a forked copy of
+            // this process signs assertions with jtis of its own.
+            if cache.auth_method().signs_assertion() || cache.config().key_count() > 0 {
+                if let Some(bytes) = os_entropy() {
+                    cache.add_entropy(&bytes);
+                }
+            }
             let poll = cache.poll(now_ms());
             shared.drain_events(&mut cache);
             match poll {

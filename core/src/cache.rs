@@ -5,10 +5,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::config::{validate_secrets, Config};
+use crate::config::{validate_secrets, AuthMethod, Config};
+use crate::discovery::{choose_auth_method, discovery_urls, is_absent, parse_discovery_response, DiscoveryDocument};
+use crate::entropy::EntropyPool;
 use crate::error::{ConfigError, ErrorKind, SnapshotError, TokenError};
-use crate::event::{Event, EventKind, RefreshReason};
-use crate::request::{build_token_request, FetchId, TokenRequest};
+use crate::event::{DiscoveryCause, Event, EventKind, RefreshReason};
+use crate::keys::{parse_key_file, PrivateKey};
+use crate::request::{build_request_at, discovery_request, FetchId, TokenRequest};
 use crate::response::{parse_guarded, server_text, LifetimeSource, ParsedToken};
 use crate::scrub::{Credentials, WITHHELD};
 use crate::secret::{AccessToken, ClientSecret, REDACTED};
@@ -188,6 +191,32 @@ struct InFlight {
     secret_index: usize,
     generation: u64,
     deadline: u64,
+    purpose: Purpose,
+}
+
+/// What a request in flight asks for.
+#[derive(Debug, Clone)]
+enum Purpose {
+    /// A token; with the client assertion it carried (kept to withhold server
+    /// text that echoes it; redacted in `Debug`, zeroized on drop).
+    Token { assertion: Option<ClientSecret> },
+    /// The issuer's metadata document, at well-known URL number `candidate`.
+    Discovery { candidate: usize, cause: DiscoveryCause },
+}
+
+/// Issuer discovery's state (see the `discovery` module).
+#[derive(Debug, Clone)]
+struct Discovery {
+    /// The accepted document and the method chosen with it.
+    document: Option<(DiscoveryDocument, AuthMethod)>,
+    /// When the document is fetched again.
+    refresh_at: u64,
+    /// The well-known URL to try next (0: RFC 8414, 1: OpenID Connect).
+    candidate: usize,
+    /// The token endpoint answered 404: fetch the document again before the next token request.
+    stale: bool,
+    /// A 404 already caused a fetch since the last token: the next 404 is held.
+    refetched_after_404: bool,
 }
 
 /// The closed set of states (see [`CacheState`]).
@@ -294,6 +323,10 @@ pub struct TokenCache {
     /// The last refresh failed for a transient reason: outage grace may serve
     /// the cached token inside its margin.
     outage: Option<Outage>,
+    /// Host-fed randomness for client assertions (see [`EntropyPool`]).
+    entropy: EntropyPool,
+    /// Issuer discovery, when the token endpoint comes from `issuer`.
+    discovery: Option<Discovery>,
 }
 
 /// A streak of transient refresh failures (see `RefreshPolicy::outage_grace`).
@@ -305,10 +338,22 @@ struct Outage {
 }
 
 impl TokenCache {
-    /// A cache for `config`. `entropy` seeds the jitter (pass random bits from the
-    /// host, or a constant in tests); the engine draws no randomness of its own.
+    /// A cache for `config`. `entropy` seeds the jitter and the entropy pool
+    /// of client assertions (pass random bits from the host, or a constant in
+    /// tests); the engine draws no randomness of its own. A host whose client
+    /// signs assertions also calls [`add_entropy`](Self::add_entropy) before
+    /// each poll that may send (see [`EntropyPool`] for the rule).
     pub fn new(config: Config, entropy: u64) -> Self {
+        let discovery = config.token_url.is_none().then_some(Discovery {
+            document: None,
+            refresh_at: 0,
+            candidate: 0,
+            stale: false,
+            refetched_after_404: false,
+        });
         Self {
+            entropy: EntropyPool::new(entropy),
+            discovery,
             config,
             token: None,
             phase: Phase::Idle,
@@ -330,6 +375,32 @@ impl TokenCache {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Mixes fresh host randomness into the entropy pool that makes each
+    /// client assertion's `jti` (and RSA blinding and PSS salts). Pass at
+    /// least 16 bytes from the OS random source before every `poll` that may
+    /// send a request; see [`EntropyPool`] for why (forked processes).
+    pub fn add_entropy(&mut self, bytes: &[u8]) {
+        self.entropy.add_entropy(bytes);
+    }
+
+    /// The token endpoint token requests go to: `token_url`, or the one
+    /// discovered from the issuer (`None` until the document was read).
+    pub fn token_endpoint(&self) -> Option<&str> {
+        match &self.discovery {
+            None => self.config.token_url.as_deref(),
+            Some(discovery) => discovery.document.as_ref().map(|(doc, _)| doc.token_endpoint.as_str()),
+        }
+    }
+
+    /// The auth method token requests use: the configuration's, or the one
+    /// chosen with the discovered document.
+    pub fn auth_method(&self) -> AuthMethod {
+        match self.discovery.as_ref().and_then(|d| d.document.as_ref()) {
+            Some((_, method)) => *method,
+            None => self.config.auth_method,
+        }
     }
 
     /// The state, for observability.
@@ -385,13 +456,18 @@ impl TokenCache {
             Some(token) if now >= token.refresh_at => {
                 // Past the margin only under outage grace: the refresh is overdue.
                 let reason = if now >= token.usable_until { RefreshReason::Expired } else { RefreshReason::Ahead };
-                let request = self.start_fetch(now, reason);
-                PollResult::ReadyAndSend { token, request }
+                match self.start_fetch(now, reason) {
+                    Ok(request) => PollResult::ReadyAndSend { token, request },
+                    Err(_) => PollResult::Ready { token },
+                }
             }
             Some(token) => PollResult::Ready { token },
             None => {
                 let reason = self.pending_reason.take().unwrap_or(RefreshReason::Initial);
-                PollResult::Send { request: self.start_fetch(now, reason) }
+                match self.start_fetch(now, reason) {
+                    Ok(request) => PollResult::Send { request },
+                    Err(error) => PollResult::Fail { error },
+                }
             }
         }
     }
@@ -411,10 +487,14 @@ impl TokenCache {
     ) -> Result<Token, TokenError> {
         self.observe_clock(now);
         let flight = self.take_flight(fetch_id)?;
-        let parsed = parse_guarded(status, headers, body, now, &self.config.policy, &self.credentials());
+        let credentials = self.credentials_for(&flight);
+        if let Purpose::Discovery { .. } = flight.purpose {
+            return Err(self.handle_discovery_response(&flight, status, headers, body, now, &credentials));
+        }
+        let parsed = parse_guarded(status, headers, body, now, &self.config.policy, &credentials);
         match parsed {
             Ok(parsed) => Ok(self.install(&flight, parsed, now)),
-            Err(error) => Err(self.fail(&flight, error, now)),
+            Err(error) => Err(self.fail_flight(&flight, error, now)),
         }
     }
 
@@ -438,7 +518,7 @@ impl TokenCache {
             TransportErrorKind::Tls => ErrorKind::TlsCertificate,
             TransportErrorKind::Connect | TransportErrorKind::Io | TransportErrorKind::Other => ErrorKind::Transport,
         };
-        let message = server_text(&self.credentials(), message, 300);
+        let message = server_text(&self.credentials_for(&flight), message, 300);
         let mut description = if message.is_empty() { format!("{kind:?}").to_lowercase() } else { message };
         if kind == TransportErrorKind::Tls {
             description.push_str(
@@ -446,7 +526,7 @@ impl TokenCache {
                  or the CA-file option (ca_file / caFile), else check the host name in token_url",
             );
         }
-        self.fail(&flight, TokenError::new(error_kind, description), now)
+        self.fail_flight(&flight, TokenError::new(error_kind, description), now)
     }
 
     /// When the host should poll again even if no caller asks: the earliest of
@@ -504,6 +584,15 @@ impl TokenCache {
         if let Phase::BackingOff { error, .. } | Phase::Held { error, .. } = &mut self.phase {
             withhold_credentials(&credentials, error);
         }
+        let hold_lifted = self.credentials_changed();
+        self.emit(now, EventKind::SecretsReplaced { count: self.config.secrets.len(), hold_lifted });
+        Ok(true)
+    }
+
+    /// After new secrets or keys: a refusal of the old ones is not held
+    /// against the new, and the fallback starts again from the first.
+    /// Returns whether a hold was lifted.
+    fn credentials_changed(&mut self) -> bool {
         self.secrets_generation += 1;
         self.secret_index = 0;
         self.fallback_failures = 0;
@@ -511,8 +600,42 @@ impl TokenCache {
         if hold_lifted {
             self.phase = Phase::Idle;
         }
-        self.emit(now, EventKind::SecretsReplaced { count: self.config.secrets.len(), hold_lifted });
+        hold_lifted
+    }
+
+    /// Replaces the private keys (`private_key_jwt`; current first), for
+    /// example after a mounted key file changed. Returns whether anything
+    /// changed. Like a secret change, a key change lifts a configuration-error
+    /// hold and restarts the fallback from the first key.
+    pub fn replace_keys(&mut self, keys: Vec<PrivateKey>, now: u64) -> Result<bool, ConfigError> {
+        self.observe_clock(now);
+        if keys.is_empty() {
+            return Err(ConfigError::new("private_key", "at least one key is required"));
+        }
+        if keys == self.config.keys {
+            return Ok(false);
+        }
+        self.config.keys = keys;
+        let hold_lifted = self.credentials_changed();
+        self.emit(now, EventKind::KeysReplaced { count: self.config.keys.len(), hold_lifted });
         Ok(true)
+    }
+
+    /// Replaces the keys with a key file's `contents` (PEM blocks or a JWK /
+    /// JWKS, current first; see [`parse_key_file`](crate::parse_key_file)),
+    /// the one entry point every host uses after it read a changed key file
+    /// (`CLIENT_PRIVATE_KEY_FILE`; watched with the same
+    /// [`SecretFileWatch`](crate::SecretFileWatch) rule as the secret file). A
+    /// file that holds no valid key keeps the current keys and emits one
+    /// `SecretFileRejected` event naming `source`; its error is returned too.
+    /// The error never quotes the file.
+    pub fn replace_keys_from_file(&mut self, contents: &str, source: &str, now: u64) -> Result<bool, ConfigError> {
+        let replaced =
+            parse_key_file(contents, source, self.config.key_alg).and_then(|keys| self.replace_keys(keys, now));
+        if let Err(error) = &replaced {
+            self.report_secret_file_problem(source, &error.problem, now);
+        }
+        replaced
     }
 
     /// Replaces the secrets with a secret file's `contents` (one per line,
@@ -678,6 +801,9 @@ impl TokenCache {
             shift(&mut token.usable_until);
             shift(&mut token.refresh_at);
         }
+        if let Some(discovery) = &mut self.discovery {
+            shift(&mut discovery.refresh_at);
+        }
         match &mut self.phase {
             Phase::Idle => {}
             Phase::Fetching(flight) => shift(&mut flight.deadline),
@@ -722,7 +848,7 @@ impl TokenCache {
             let Phase::Fetching(flight) = std::mem::replace(&mut self.phase, Phase::Idle) else { return };
             self.emit(now, EventKind::FetchAbandoned { fetch_id: flight.id });
             let error = TokenError::new(ErrorKind::Timeout, "no outcome was reported before the request deadline");
-            let _ = self.fail(&flight, error, now);
+            let _ = self.fail_flight(&flight, error, now);
         }
     }
 
@@ -745,21 +871,168 @@ impl TokenCache {
         }
     }
 
-    fn start_fetch(&mut self, now: u64, reason: RefreshReason) -> TokenRequest {
+    /// How many credentials `method` can fall back across: keys for
+    /// `private_key_jwt`, else secrets.
+    fn credential_count(&self, method: AuthMethod) -> usize {
+        match method {
+            AuthMethod::PrivateKeyJwt => self.config.keys.len(),
+            _ => self.config.secrets.len(),
+        }
+    }
+
+    /// The metadata fetch due before the next token request, if any: the
+    /// well-known URL to try and why.
+    fn discovery_due(&self, now: u64) -> Option<(usize, DiscoveryCause)> {
+        let discovery = self.discovery.as_ref()?;
+        let cause = match &discovery.document {
+            None => DiscoveryCause::Initial,
+            Some(_) if discovery.stale => DiscoveryCause::EndpointNotFound,
+            Some(_) if now >= discovery.refresh_at => DiscoveryCause::Interval,
+            Some(_) => return None,
+        };
+        Some((discovery.candidate, cause))
+    }
+
+    fn start_fetch(&mut self, now: u64, reason: RefreshReason) -> Result<TokenRequest, TokenError> {
+        let timeout_ms = self.config.policy.request_timeout_ms;
+        let (http, secret_index, purpose) = match (self.discovery_due(now), self.config.issuer.as_deref()) {
+            (Some((candidate, cause)), Some(issuer)) => {
+                let url = discovery_urls(issuer)[candidate.min(1)].clone();
+                (discovery_request(&url), 0, Purpose::Discovery { candidate, cause })
+            }
+            _ => {
+                let method = self.auth_method();
+                let secret_index = self.secret_index.min(self.credential_count(method).saturating_sub(1));
+                let endpoint = self.token_endpoint().unwrap_or_default().to_owned();
+                match build_request_at(&self.config, &endpoint, method, secret_index, now, &mut self.entropy) {
+                    Ok(http) => {
+                        let assertion = http
+                            .body
+                            .split('&')
+                            .find_map(|pair| pair.strip_prefix("client_assertion="))
+                            .map(ClientSecret::from);
+                        (http, secret_index, Purpose::Token { assertion })
+                    }
+                    Err(mut error) => {
+                        // A key that passed validation cannot fail to sign: held like a configuration error.
+                        let until = now.saturating_add(self.config.policy.config_error_hold_ms);
+                        error.retry_at = Some(until);
+                        self.phase = Phase::Held { until, error: error.clone() };
+                        return Err(error);
+                    }
+                }
+            }
+        };
         let id = FetchId(self.next_fetch_id);
         self.next_fetch_id += 1;
-        let secret_index = self.secret_index.min(self.config.secrets.len() - 1);
-        let timeout_ms = self.config.policy.request_timeout_ms;
-        let request = TokenRequest { fetch_id: id, http: build_token_request(&self.config, secret_index), timeout_ms };
+        if let Purpose::Discovery { cause, .. } = &purpose {
+            self.emit(now, EventKind::DiscoveryStarted { fetch_id: id, url: http.url.clone(), cause: *cause });
+        } else {
+            self.emit(now, EventKind::RefreshStarted { fetch_id: id, reason, secret_index });
+        }
         self.phase = Phase::Fetching(InFlight {
             id,
             reason,
             secret_index,
             generation: self.secrets_generation,
             deadline: now.saturating_add(timeout_ms).saturating_add(FETCH_GRACE_MS),
+            purpose,
         });
-        self.emit(now, EventKind::RefreshStarted { fetch_id: id, reason, secret_index });
-        request
+        Ok(TokenRequest { fetch_id: id, http, timeout_ms })
+    }
+
+    /// The answer to a metadata request: the document accepted (reported as
+    /// [`ErrorKind::DiscoveryComplete`], retry at once), or a failure.
+    fn handle_discovery_response(
+        &mut self,
+        flight: &InFlight,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+        credentials: &Credentials,
+    ) -> TokenError {
+        let parsed =
+            parse_discovery_response(&self.config, status, headers, body, now, credentials).and_then(|document| {
+                let (keys, secrets) = (!self.config.keys.is_empty(), !self.config.secrets.is_empty());
+                let method = choose_auth_method(&document, self.config.configured_auth_method, keys, secrets)
+                    .map_err(|error| error.with_status(status))?;
+                Ok((document, method))
+            });
+        let (document, method) = match parsed {
+            Ok(found) => found,
+            Err(error) => return self.fail_flight(flight, error, now),
+        };
+        let token_endpoint = document.token_endpoint.clone();
+        let refresh_at = now.saturating_add(self.config.policy.discovery_refresh_ms);
+        if let Some(discovery) = &mut self.discovery {
+            let method_changed = discovery.document.as_ref().is_some_and(|(_, old)| *old != method);
+            *discovery = Discovery {
+                document: Some((document, method)),
+                refresh_at,
+                candidate: 0,
+                stale: false,
+                refetched_after_404: discovery.refetched_after_404,
+            };
+            if method_changed {
+                self.secret_index = 0;
+            }
+        }
+        if flight.reason != RefreshReason::Ahead && self.token.is_none() {
+            self.pending_reason.get_or_insert(flight.reason);
+        }
+        self.emit(now, EventKind::DiscoveryCompleted { fetch_id: flight.id, token_endpoint, auth_method: method });
+        let mut done = TokenError::new(
+            ErrorKind::DiscoveryComplete,
+            "the issuer's metadata document was read; poll again to send the token request",
+        )
+        .with_status(status);
+        done.retryable = true;
+        done.retry_at = Some(now);
+        done
+    }
+
+    /// A failed fetch: discovery's own rules first, then the common ones ([`Self::fail`]).
+    fn fail_flight(&mut self, flight: &InFlight, error: TokenError, now: u64) -> TokenError {
+        let Some(discovery) = self.discovery.as_mut() else { return self.fail(flight, error, now) };
+        match flight.purpose {
+            Purpose::Token { .. } => {
+                if error.kind == ErrorKind::EndpointNotFound && !discovery.refetched_after_404 {
+                    // The server may have moved its token endpoint: read the document again, once.
+                    discovery.stale = true;
+                    discovery.refetched_after_404 = true;
+                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
+                    if self.token.is_none() {
+                        self.pending_reason.get_or_insert(flight.reason);
+                    }
+                    return self.retry_now(error, now);
+                }
+                self.fail(flight, error, now)
+            }
+            Purpose::Discovery { candidate, .. } => {
+                if candidate == 0 && is_absent(error.status) {
+                    // No RFC 8414 document: the OpenID Connect one is asked for at once.
+                    discovery.candidate = 1;
+                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
+                    return self.retry_now(error, now);
+                }
+                if error.retryable && discovery.document.is_some() && !discovery.stale {
+                    // A periodic refresh failed in an outage: the document in hand still serves.
+                    let retry_at = now.saturating_add(self.config.policy.backoff_max_ms);
+                    discovery.refresh_at = retry_at;
+                    discovery.candidate = 0;
+                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
+                    self.emit(now, EventKind::DiscoveryKeptCached { fetch_id: flight.id, retry_at });
+                    return self.retry_now(error, now);
+                }
+                if !error.retryable {
+                    // Refused for good: the next attempt starts over, and an old document is not trusted.
+                    discovery.candidate = 0;
+                    discovery.document = None;
+                }
+                self.fail(flight, error, now)
+            }
+        }
     }
 
     fn make_token(
@@ -797,6 +1070,9 @@ impl TokenCache {
         let token = self.make_token(parsed.access_token, scope, now, parsed.lifetime_ms, parsed.lifetime_source);
         self.secret_index = if flight.generation == self.secrets_generation { flight.secret_index } else { 0 };
         self.fallback_failures = 0;
+        if let Some(discovery) = &mut self.discovery {
+            discovery.refetched_after_404 = false;
+        }
         self.failures = 0;
         self.outage = None;
         self.pending_reason = None;
@@ -828,7 +1104,7 @@ impl TokenCache {
         }
 
         if error.kind == ErrorKind::InvalidClient {
-            let count = self.config.secrets.len();
+            let count = self.credential_count(self.auth_method());
             if flight.generation != self.secrets_generation {
                 // The refused secret is from before a replacement: try the new ones now.
                 return self.retry_now(error, now);
@@ -898,6 +1174,15 @@ impl TokenCache {
     /// replaced at run time (a fetch in flight may have used one).
     fn credentials(&self) -> Credentials {
         Credentials::new(self.config.secrets.iter().chain(&self.retired_secrets))
+    }
+
+    /// [`Self::credentials`] and the client assertion `flight` carried.
+    fn credentials_for(&self, flight: &InFlight) -> Credentials {
+        let assertion = match &flight.purpose {
+            Purpose::Token { assertion } => assertion.as_ref().map(ClientSecret::expose),
+            Purpose::Discovery { .. } => None,
+        };
+        self.credentials().with_assertion(assertion)
     }
 
     fn emit(&mut self, at: u64, kind: EventKind) {

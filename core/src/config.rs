@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ConfigError;
+use crate::keys::{parse_private_keys, PrivateKey, SigningAlg};
 use crate::secret::ClientSecret;
 
 /// How the client authenticates to the token endpoint.
@@ -22,6 +23,18 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A client assertion signed with the client's private key (RFC 7523 §2.2,
+    /// OpenID Connect Core §9): no shared secret is sent.
+    PrivateKeyJwt,
+    /// A client assertion signed with HMAC over the client secret (the secret
+    /// itself is not sent).
+    ClientSecretJwt,
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl AuthMethod {
@@ -30,7 +43,14 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
         }
+    }
+
+    /// Whether this method signs a client assertion per request.
+    pub fn signs_assertion(self) -> bool {
+        matches!(self, AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretJwt)
     }
 
     /// Parses an RFC 7591 method name.
@@ -38,7 +58,12 @@ impl AuthMethod {
         match name {
             "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
-            _ => Err(ConfigError::new("auth_method", "must be \"client_secret_basic\" or \"client_secret_post\"")),
+            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
+            "client_secret_jwt" => Ok(AuthMethod::ClientSecretJwt),
+            _ => Err(ConfigError::new(
+                "auth_method",
+                "must be \"client_secret_basic\", \"client_secret_post\", \"private_key_jwt\" or \"client_secret_jwt\"",
+            )),
         }
     }
 }
@@ -97,15 +122,40 @@ impl SecretOrSecrets {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigOptions {
-    /// The token endpoint, e.g. `https://hydra.example/oauth2/token`. Required.
+    /// The token endpoint, e.g. `https://hydra.example/oauth2/token`. This or
+    /// `issuer` is required.
     pub token_url: Option<String>,
+    /// The issuer, e.g. `https://keycloak.example/realms/ops`: without
+    /// `token_url`, the token endpoint and auth method are discovered from its
+    /// metadata document (see [`discovery_urls`](crate::discovery_urls)). With
+    /// `token_url`, it is only the assertion audience of
+    /// `assertion_audience: "issuer"`.
+    pub issuer: Option<String>,
     /// The client id. Required.
     pub client_id: Option<String>,
     /// One secret, or several (current first). Required.
     #[serde(alias = "client_secrets")]
     pub client_secret: Option<SecretOrSecrets>,
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// Private keys for `private_key_jwt`, current first: each string is PEM
+    /// (one or more blocks) or a JWK / JWKS (JSON). Redacted in `Debug`.
+    #[serde(alias = "private_keys")]
+    pub private_key: Option<SecretOrSecrets>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or
+    /// `client_secret_jwt`. Default: `private_key_jwt` with keys and no secret,
+    /// else `client_secret_basic`; with discovery, the best the server supports.
     pub auth_method: Option<String>,
+    /// The JWS algorithm of client assertions: for `private_key_jwt` the
+    /// default for keys whose JWK names none (`RS256`, `PS256`, ... for RSA;
+    /// EC keys sign with their curve's `ES256` / `ES384`); for
+    /// `client_secret_jwt` `HS256` (default), `HS384` or `HS512`.
+    pub assertion_signing_alg: Option<String>,
+    /// The assertion's `aud`: `"token_endpoint"` (default) or `"issuer"`.
+    pub assertion_audience: Option<String>,
+    /// How long an assertion is valid (`exp` - `iat`), whole seconds. Default 60 000.
+    pub assertion_lifetime_ms: Option<u64>,
+    /// How long a discovered metadata document is used before it is fetched
+    /// again. Default 86 400 000 (24 hours).
+    pub discovery_refresh_ms: Option<u64>,
     /// Scopes: a space-separated string or a list.
     pub scope: Option<ListOrString>,
     /// Audiences: a string (one audience, or several separated by spaces) or a list.
@@ -195,6 +245,10 @@ pub struct RefreshPolicy {
     pub outage_grace: bool,
     /// Outage grace ends this long before `expires_at`.
     pub outage_grace_safety_ms: u64,
+    /// Lifetime of a client assertion (`exp` - `iat`).
+    pub assertion_lifetime_ms: u64,
+    /// Age after which a discovered metadata document is fetched again.
+    pub discovery_refresh_ms: u64,
 }
 
 impl Default for RefreshPolicy {
@@ -217,18 +271,41 @@ impl Default for RefreshPolicy {
             invalidate_min_interval_ms: 10_000,
             outage_grace: true,
             outage_grace_safety_ms: 5_000,
+            assertion_lifetime_ms: 60_000,
+            discovery_refresh_ms: 86_400_000,
         }
     }
+}
+
+/// Whose URL a client assertion's `aud` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssertionAudience {
+    /// The token endpoint the request goes to (RFC 7523 §3; the default).
+    TokenEndpoint,
+    /// The issuer (for servers that want it).
+    Issuer,
 }
 
 /// A validated configuration. Build it with [`Config::from_options`] or
 /// [`Config::from_json`]; every field was checked.
 #[derive(Clone)]
 pub struct Config {
-    pub(crate) token_url: String,
+    /// The token endpoint; `None` when it is discovered from `issuer`.
+    pub(crate) token_url: Option<String>,
+    /// The issuer exactly as configured (compared character for character).
+    pub(crate) issuer: Option<String>,
     pub(crate) client_id: String,
     pub(crate) secrets: Vec<ClientSecret>,
+    pub(crate) keys: Vec<PrivateKey>,
+    /// The configured method, if any (discovery may pick one otherwise).
+    pub(crate) configured_auth_method: Option<AuthMethod>,
     pub(crate) auth_method: AuthMethod,
+    pub(crate) hmac_alg: SigningAlg,
+    /// The algorithm for keys whose JWK names none (also for keys re-read from a file).
+    pub(crate) key_alg: Option<SigningAlg>,
+    pub(crate) assertion_audience: AssertionAudience,
+    pub(crate) allow_insecure_http: bool,
     pub(crate) scopes: Vec<String>,
     pub(crate) audiences: Vec<String>,
     pub(crate) extra_params: Vec<(String, String)>,
@@ -238,9 +315,11 @@ pub struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("token_url", &self.token_url)
+            .field("token_url", &self.token_url())
             .field("client_id", &self.client_id)
+            .field("issuer", &self.issuer)
             .field("secrets", &self.secrets)
+            .field("keys", &self.keys)
             .field("auth_method", &self.auth_method)
             .field("scopes", &self.scopes)
             .field("audiences", &self.audiences)
@@ -250,21 +329,52 @@ impl fmt::Debug for Config {
     }
 }
 
-const RESERVED_PARAMS: [&str; 5] = ["grant_type", "scope", "audience", "client_id", "client_secret"];
+const RESERVED_PARAMS: [&str; 7] =
+    ["grant_type", "scope", "audience", "client_id", "client_secret", "client_assertion", "client_assertion_type"];
 
 impl Config {
     /// Validates host-supplied options.
     pub fn from_options(options: ConfigOptions) -> Result<Self, ConfigError> {
         let policy = build_policy(&options)?;
-        let auth_method = options.auth_method.as_deref().map(AuthMethod::parse).transpose()?.unwrap_or_default();
+        let configured_auth_method = options.auth_method.as_deref().map(AuthMethod::parse).transpose()?;
         let allow_insecure_http = options.allow_insecure_http.unwrap_or(false);
-        let token_url = validate_token_url(options.token_url.as_deref(), allow_insecure_http)?;
+        let issuer = options.issuer.as_deref().map(|raw| validate_issuer(raw, allow_insecure_http)).transpose()?;
+        let token_url = match (&options.token_url, &issuer) {
+            (None, Some(_)) => None,
+            (url, _) => Some(validate_endpoint_url(url.as_deref(), allow_insecure_http, "token_url")?),
+        };
 
+        let (keys, hmac_alg, key_alg) = assertion_keys(&options, configured_auth_method)?;
         let client_id = options.client_id.ok_or_else(|| ConfigError::new("client_id", "is required"))?;
         validate_client_id(&client_id)?;
 
-        let secrets = options.client_secret.ok_or_else(|| ConfigError::new("client_secret", "is required"))?.into_vec();
-        validate_secrets(&secrets)?;
+        let secrets = options.client_secret.map(SecretOrSecrets::into_vec);
+        if let Some(secrets) = &secrets {
+            validate_secrets(secrets)?;
+        }
+        let secrets = secrets.unwrap_or_default();
+        let auth_method = configured_auth_method.unwrap_or(if !keys.is_empty() && secrets.is_empty() {
+            AuthMethod::PrivateKeyJwt
+        } else {
+            AuthMethod::ClientSecretBasic
+        });
+        // Discovery without a configured method picks among what the client has.
+        let discovery_picks = configured_auth_method.is_none() && token_url.is_none();
+        if auth_method == AuthMethod::PrivateKeyJwt && keys.is_empty() {
+            return Err(ConfigError::new("private_key", "is required for private_key_jwt"));
+        }
+        let discovery_may_use_keys = discovery_picks && !keys.is_empty();
+        if auth_method != AuthMethod::PrivateKeyJwt && secrets.is_empty() && !discovery_may_use_keys {
+            return Err(ConfigError::new("client_secret", "is required (or private_key for private_key_jwt)"));
+        }
+        let assertion_audience = match options.assertion_audience.as_deref() {
+            None | Some("token_endpoint") => AssertionAudience::TokenEndpoint,
+            Some("issuer") if issuer.is_some() => AssertionAudience::Issuer,
+            Some("issuer") => return Err(ConfigError::new("assertion_audience", "\"issuer\" needs issuer to be set")),
+            Some(_) => {
+                return Err(ConfigError::new("assertion_audience", "must be \"token_endpoint\" or \"issuer\""));
+            }
+        };
 
         let scopes = match options.scope {
             None => Vec::new(),
@@ -302,7 +412,23 @@ impl Config {
             }
         }
 
-        Ok(Self { token_url, client_id, secrets, auth_method, scopes, audiences, extra_params, policy })
+        Ok(Self {
+            token_url,
+            issuer,
+            client_id,
+            secrets,
+            keys,
+            configured_auth_method,
+            auth_method,
+            hmac_alg,
+            key_alg,
+            assertion_audience,
+            allow_insecure_http,
+            scopes,
+            audiences,
+            extra_params,
+            policy,
+        })
     }
 
     /// Parses and validates options from JSON (the format of the conformance scenarios).
@@ -315,9 +441,26 @@ impl Config {
         Self::from_options(options)
     }
 
-    /// The token endpoint.
+    /// The configured token endpoint; empty when it is discovered from
+    /// [`issuer`](Self::issuer) (the cache knows the discovered one:
+    /// [`TokenCache::token_endpoint`](crate::TokenCache::token_endpoint)).
     pub fn token_url(&self) -> &str {
-        &self.token_url
+        self.token_url.as_deref().unwrap_or_default()
+    }
+
+    /// The issuer, exactly as configured.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// How many private keys are configured (`private_key_jwt`).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The private keys, current first. Their `Debug` shows only `alg` and `kid`.
+    pub fn keys(&self) -> &[PrivateKey] {
+        &self.keys
     }
 
     /// The client id.
@@ -330,9 +473,22 @@ impl Config {
         self.secrets.len()
     }
 
-    /// The authentication method.
+    /// The authentication method: the configured one, else `private_key_jwt`
+    /// for a client with keys and no secret, else `client_secret_basic`. With
+    /// discovery and no configured method the cache may pick another one the
+    /// server supports ([`TokenCache::auth_method`](crate::TokenCache::auth_method)).
     pub fn auth_method(&self) -> AuthMethod {
         self.auth_method
+    }
+
+    /// The auth method the caller configured explicitly, if any.
+    pub fn configured_auth_method(&self) -> Option<AuthMethod> {
+        self.configured_auth_method
+    }
+
+    /// What identifies the token endpoint: `token_url`, or the issuer it is discovered from.
+    fn endpoint_identity(&self) -> &str {
+        self.token_url.as_deref().or(self.issuer.as_deref()).unwrap_or_default()
     }
 
     /// The requested scopes.
@@ -365,9 +521,13 @@ impl Config {
         audiences.sort();
         audiences.dedup();
         let mut hasher = Sha256::new();
-        for part in
-            ["tokenwell-fingerprint-v1", &self.token_url, &self.client_id, &scopes.join(" "), &audiences.join("\u{1f}")]
-        {
+        for part in [
+            "tokenwell-fingerprint-v1",
+            self.endpoint_identity(),
+            &self.client_id,
+            &scopes.join(" "),
+            &audiences.join("\u{1f}"),
+        ] {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part.as_bytes());
         }
@@ -398,7 +558,10 @@ fn expected_type(key: &str) -> String {
         "extra_params" => "must be a list of [name, value] string pairs",
         "allow_insecure_http" | "backoff_jitter" | "outage_grace" => "must be true or false",
         "refresh_ahead" | "refresh_ahead_jitter" => "must be a number",
-        "token_url" | "client_id" | "auth_method" => "must be a string",
+        "private_key" | "private_keys" => "must be a string or a list of strings",
+        "token_url" | "issuer" | "client_id" | "auth_method" | "assertion_signing_alg" | "assertion_audience" => {
+            "must be a string"
+        }
         _ => "must be a whole number (milliseconds or bytes)",
     }
     .to_owned()
@@ -424,19 +587,74 @@ fn config_json_error(error: &serde_json::Error) -> ConfigError {
     ConfigError::new(field, problem)
 }
 
-fn validate_token_url(url: Option<&str>, allow_insecure_http: bool) -> Result<String, ConfigError> {
-    let raw = url.ok_or_else(|| ConfigError::new("token_url", "is required"))?;
+/// The private keys and the HMAC algorithm of `client_secret_jwt`, checked
+/// against the configured method.
+fn assertion_keys(
+    options: &ConfigOptions,
+    method: Option<AuthMethod>,
+) -> Result<(Vec<PrivateKey>, SigningAlg, Option<SigningAlg>), ConfigError> {
+    const FIELD: &str = "assertion_signing_alg";
+    let signing_alg = match options.assertion_signing_alg.as_deref() {
+        None => None,
+        Some(name) => Some(SigningAlg::parse(name).ok_or_else(|| {
+            ConfigError::new(
+                FIELD,
+                "must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, HS256, HS384, HS512",
+            )
+        })?),
+    };
+    match (signing_alg, method) {
+        (Some(alg), Some(AuthMethod::ClientSecretJwt)) if !alg.is_hmac() => {
+            return Err(ConfigError::new(FIELD, format!("{alg} is not HS256, HS384 or HS512 (client_secret_jwt)")));
+        }
+        (Some(alg), Some(AuthMethod::PrivateKeyJwt)) if alg.is_hmac() => {
+            return Err(ConfigError::new(FIELD, format!("{alg} cannot sign with a private key (private_key_jwt)")));
+        }
+        _ => {}
+    }
+    let key_alg = signing_alg.filter(|alg| !alg.is_hmac());
+    let mut keys = Vec::new();
+    if let Some(texts) = &options.private_key {
+        let texts = texts.clone().into_vec();
+        for (i, text) in texts.iter().enumerate() {
+            let field = if texts.len() == 1 { "private_key".to_owned() } else { format!("private_key[{i}]") };
+            keys.extend(
+                parse_private_keys(text.expose(), key_alg).map_err(|problem| ConfigError::new(field, problem))?,
+            );
+        }
+    }
+    Ok((keys, signing_alg.filter(|alg| alg.is_hmac()).unwrap_or(SigningAlg::HS256), key_alg))
+}
+
+/// The issuer: a URL checked like `token_url`, without a query (RFC 8414 §2),
+/// kept exactly as given (trimmed): the metadata document must repeat it.
+fn validate_issuer(raw: &str, allow_insecure_http: bool) -> Result<String, ConfigError> {
+    validate_endpoint_url(Some(raw), allow_insecure_http, "issuer")?;
+    if raw.contains('?') {
+        return Err(ConfigError::new("issuer", "must not contain a query (?...)"));
+    }
+    Ok(raw.trim().to_owned())
+}
+
+/// Checks an endpoint URL (`token_url`, `issuer`, a discovered
+/// `token_endpoint`): https, or plain http on loopback or with
+/// `allow_insecure_http`; no credentials, no fragment. Errors name `field`.
+pub(crate) fn validate_endpoint_url(
+    url: Option<&str>,
+    allow_insecure_http: bool,
+    field: &str,
+) -> Result<String, ConfigError> {
+    let raw = url.ok_or_else(|| ConfigError::new(field, "is required"))?;
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(ConfigError::new("token_url", "is required"));
+        return Err(ConfigError::new(field, "is required"));
     }
-    let parsed =
-        url::Url::parse(raw).map_err(|e| ConfigError::new("token_url", format!("is not a valid URL ({e})")))?;
+    let parsed = url::Url::parse(raw).map_err(|e| ConfigError::new(field, format!("is not a valid URL ({e})")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ConfigError::new("token_url", "must not contain credentials (user:password@)"));
+        return Err(ConfigError::new(field, "must not contain credentials (user:password@)"));
     }
     if parsed.fragment().is_some() {
-        return Err(ConfigError::new("token_url", "must not contain a fragment (#...)"));
+        return Err(ConfigError::new(field, "must not contain a fragment (#...)"));
     }
     match parsed.scheme() {
         "https" => {}
@@ -449,17 +667,17 @@ fn validate_token_url(url: Option<&str>, allow_insecure_http: bool) -> Result<St
             };
             if !loopback && !allow_insecure_http {
                 return Err(ConfigError::new(
-                    "token_url",
+                    field,
                     "must use https (plain http is allowed only for loopback hosts unless allow_insecure_http is set)",
                 ));
             }
         }
         other => {
-            return Err(ConfigError::new("token_url", format!("scheme \"{other}\" is not supported (use https)")));
+            return Err(ConfigError::new(field, format!("scheme \"{other}\" is not supported (use https)")));
         }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::new("token_url", "has no host"));
+        return Err(ConfigError::new(field, "has no host"));
     }
     Ok(parsed.to_string())
 }
@@ -522,6 +740,8 @@ fn build_policy(o: &ConfigOptions) -> Result<RefreshPolicy, ConfigError> {
         invalidate_min_interval_ms: o.invalidate_min_interval_ms.unwrap_or(d.invalidate_min_interval_ms),
         outage_grace: o.outage_grace.unwrap_or(d.outage_grace),
         outage_grace_safety_ms: o.outage_grace_safety_ms.unwrap_or(d.outage_grace_safety_ms),
+        assertion_lifetime_ms: o.assertion_lifetime_ms.unwrap_or(d.assertion_lifetime_ms),
+        discovery_refresh_ms: o.discovery_refresh_ms.unwrap_or(d.discovery_refresh_ms),
     };
     const YEAR_MS: u64 = 365 * 86_400_000;
     let in_range = |field: &str, v: u64, lo: u64, hi: u64| {
@@ -559,6 +779,8 @@ fn build_policy(o: &ConfigOptions) -> Result<RefreshPolicy, ConfigError> {
     in_range("config_error_hold_ms", p.config_error_hold_ms, 1, 86_400_000)?;
     in_range("invalidate_min_interval_ms", p.invalidate_min_interval_ms, 0, 86_400_000)?;
     in_range("outage_grace_safety_ms", p.outage_grace_safety_ms, 0, 86_400_000)?;
+    in_range("assertion_lifetime_ms", p.assertion_lifetime_ms, 1_000, 600_000)?;
+    in_range("discovery_refresh_ms", p.discovery_refresh_ms, 60_000, 7 * 86_400_000)?;
     Ok(p)
 }
 

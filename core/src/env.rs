@@ -9,11 +9,13 @@
 //! | `CLIENT_ID` | required |
 //! | `CLIENT_SECRET` | one secret, or several comma-separated (current first) |
 //! | `CLIENT_SECRET_FILE` | a file with the secret(s), one per line; re-read when it changes |
+//! | `CLIENT_PRIVATE_KEY_FILE` | a file with the private key(s) for `private_key_jwt` (PEM blocks or a JWK / JWKS, current first); re-read when it changes |
 //! | `TOKEN_URL` | the token endpoint |
-//! | `HYDRA_URL` / `ISSUER_URL` | alternatively the issuer base URL; `/oauth2/token` is appended |
+//! | `HYDRA_URL` | alternatively Ory Hydra's public URL: `/oauth2/token` is appended (no discovery) |
+//! | `ISSUER_URL` | alternatively the issuer: the token endpoint and auth method are discovered from its metadata document; with `TOKEN_URL` or `HYDRA_URL` it is only the issuer (for `assertion_audience: "issuer"`) |
 //! | `SCOPE` | space-separated scopes |
 //! | `AUDIENCE` | space-separated audiences |
-//! | `AUTH_METHOD` | `client_secret_basic` (default) or `client_secret_post` |
+//! | `AUTH_METHOD` | `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` (default with a key file and no secret) or `client_secret_jwt` |
 //! | `TOKENWELL_CA_FILE` | (never prefixed) a PEM file of the only CAs to trust for the token endpoint |
 //! | `TOKENWELL_ALLOW_INSECURE_HTTP` | (never prefixed) `1`: allow a plain-http token URL off loopback |
 //!
@@ -28,8 +30,8 @@
 //!    options win over the environment**, field by field; the secret is one
 //!    field whatever its form (an explicit `client_secret` or secret file
 //!    replaces both `CLIENT_SECRET` and `CLIENT_SECRET_FILE`).
-//! 3. The host reads the secret file the result names, if any.
-//! 4. [`EnvMerged::into_config`] checks that every required option is present
+//! 3. The host reads the secret file and the key file the result names, if any.
+//! 4. [`EnvMerged::into_config_with_keys`] checks that every required option is present
 //!    (all missing ones are reported at once, by variable name), parses the
 //!    secret file, validates, and renames every configuration error to the
 //!    variable that supplied the field, keeping indexes (`SCOPE[1]`).
@@ -51,6 +53,8 @@ pub struct EnvReading {
     pub options: ConfigOptions,
     /// The path in `CLIENT_SECRET_FILE`.
     pub secret_file: Option<String>,
+    /// The path in `CLIENT_PRIVATE_KEY_FILE`.
+    pub key_file: Option<String>,
     /// The path in `TOKENWELL_CA_FILE`.
     pub ca_file: Option<String>,
     /// `(option, variable)`: which variable supplied each option it set
@@ -68,6 +72,7 @@ struct Names {
     issuer_url: String,
     client_secret: String,
     client_secret_file: String,
+    client_private_key_file: String,
 }
 
 impl Names {
@@ -80,6 +85,7 @@ impl Names {
             issuer_url: n("ISSUER_URL"),
             client_secret: n("CLIENT_SECRET"),
             client_secret_file: n("CLIENT_SECRET_FILE"),
+            client_private_key_file: n("CLIENT_PRIVATE_KEY_FILE"),
         }
     }
 }
@@ -98,17 +104,26 @@ pub fn read_env(prefix: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<En
         reading.options.client_id = Some(id);
         set("client_id", &names.client_id);
     }
-    let issuer = [&names.hydra_url, &names.issuer_url].into_iter().find_map(|var| read(var).map(|v| (v, var.clone())));
-    match (read(&names.token_url), issuer) {
+    match (read(&names.token_url), read(&names.hydra_url)) {
         (Some(url), _) => {
             reading.options.token_url = Some(url);
             set("token_url", &names.token_url);
         }
-        (None, Some((base, var))) => {
+        (None, Some(base)) => {
+            // Hydra's fixed path, as before discovery existed: a Hydra whose
+            // public URL differs from its issuer keeps working.
             reading.options.token_url = Some(format!("{}/oauth2/token", base.trim_end_matches('/')));
-            set("token_url", &var);
+            set("token_url", &names.hydra_url);
         }
         (None, None) => {}
+    }
+    if let Some(issuer) = read(&names.issuer_url) {
+        reading.options.issuer = Some(issuer);
+        set("issuer", &names.issuer_url);
+    }
+    if let Some(path) = read(&names.client_private_key_file) {
+        reading.key_file = Some(path);
+        set("private_key", &names.client_private_key_file);
     }
     let secret = get(&names.client_secret).filter(|v| !v.trim().is_empty());
     let secret_file = read(&names.client_secret_file);
@@ -180,6 +195,10 @@ pub struct EnvMerged {
     pub options: ConfigOptions,
     /// The secret file to read, if the secret comes from one.
     pub secret_file: Option<String>,
+    /// The key file to read (`CLIENT_PRIVATE_KEY_FILE`), if the keys come from one.
+    pub key_file: Option<String>,
+    /// The name errors about the key file use.
+    pub key_file_source: Option<String>,
     /// The name errors about the secret file use: the variable, or `client_secret_file`.
     pub secret_file_source: Option<String>,
     /// The CA file, if any.
@@ -217,11 +236,20 @@ pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
     if x_ca.is_some() {
         overridden.push("ca_file");
     }
+    // Explicit keys replace the key file, like an explicit secret replaces the secret file.
+    let key_file = env.key_file.filter(|_| x.private_key.is_none());
+    let key_file_source = key_file.as_ref().map(|_| env.names.client_private_key_file.clone());
     let options = ConfigOptions {
         token_url: pick!(token_url),
+        issuer: pick!(issuer),
         client_id: pick!(client_id),
         client_secret,
+        private_key: pick!(private_key),
         auth_method: pick!(auth_method),
+        assertion_signing_alg: pick!(assertion_signing_alg),
+        assertion_audience: pick!(assertion_audience),
+        assertion_lifetime_ms: pick!(assertion_lifetime_ms),
+        discovery_refresh_ms: pick!(discovery_refresh_ms),
         scope: pick!(scope),
         audience: pick!(audience),
         extra_params: pick!(extra_params),
@@ -245,7 +273,16 @@ pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
         outage_grace_safety_ms: pick!(outage_grace_safety_ms),
     };
     let sources = env.sources.into_iter().filter(|(option, _)| !overridden.contains(&option.as_str())).collect();
-    EnvMerged { options, secret_file, secret_file_source, ca_file: x_ca.or(env.ca_file), sources, names: env.names }
+    EnvMerged {
+        options,
+        secret_file,
+        secret_file_source,
+        key_file,
+        key_file_source,
+        ca_file: x_ca.or(env.ca_file),
+        sources,
+        names: env.names,
+    }
 }
 
 impl EnvMerged {
@@ -257,11 +294,12 @@ impl EnvMerged {
         if self.options.client_id.is_none() {
             missing.push(n.client_id.clone());
         }
-        if self.options.token_url.is_none() {
+        if self.options.token_url.is_none() && self.options.issuer.is_none() {
             missing.push(format!("{} (or {} / {})", n.token_url, n.hydra_url, n.issuer_url));
         }
-        if self.options.client_secret.is_none() && self.secret_file.is_none() {
-            missing.push(format!("{} (or {})", n.client_secret, n.client_secret_file));
+        let has_keys = self.options.private_key.is_some() || self.key_file.is_some();
+        if self.options.client_secret.is_none() && self.secret_file.is_none() && !has_keys {
+            missing.push(format!("{} (or {} / {})", n.client_secret, n.client_secret_file, n.client_private_key_file));
         }
         let Some((first, rest)) = missing.split_first() else { return Ok(()) };
         let field = first.split(' ').next().unwrap_or(first).to_owned();
@@ -290,8 +328,28 @@ impl EnvMerged {
     /// The validated configuration. `secret_file_contents` is the content of
     /// [`secret_file`](Self::secret_file), read by the host (required when it
     /// is set). Every error names the variable or option at fault.
-    pub fn into_config(mut self, secret_file_contents: Option<&str>) -> Result<Config, ConfigError> {
+    pub fn into_config(self, secret_file_contents: Option<&str>) -> Result<Config, ConfigError> {
+        self.into_config_with_keys(secret_file_contents, None)
+    }
+
+    /// [`into_config`](Self::into_config) with the content of
+    /// [`key_file`](Self::key_file) too (required when it is set). A key file
+    /// that holds no valid key is an error naming `CLIENT_PRIVATE_KEY_FILE`
+    /// (or the option), never quoting the file.
+    pub fn into_config_with_keys(
+        mut self,
+        secret_file_contents: Option<&str>,
+        key_file_contents: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         self.check_required()?;
+        if let Some(source) = self.key_file_source.clone().filter(|_| self.key_file.is_some()) {
+            let contents =
+                key_file_contents.ok_or_else(|| ConfigError::new(source.clone(), "the key file was not read"))?;
+            // Parsed here only to name the file in errors; the configuration parses the text again.
+            let alg = self.options.assertion_signing_alg.as_deref().and_then(crate::keys::SigningAlg::parse);
+            crate::keys::parse_key_file(contents, &source, alg.filter(|a| !a.is_hmac()))?;
+            self.options.private_key = Some(SecretOrSecrets::One(ClientSecret::from(contents)));
+        }
         if let Some(source) = self.secret_file_source.clone().filter(|_| self.secret_file.is_some()) {
             let contents =
                 secret_file_contents.ok_or_else(|| ConfigError::new(source.clone(), "the secret file was not read"))?;
@@ -506,7 +564,7 @@ mod tests {
         assert_eq!(
             error.problem,
             "is not set; also not set: B_TOKEN_URL (or B_HYDRA_URL / B_ISSUER_URL), \
-             B_CLIENT_SECRET (or B_CLIENT_SECRET_FILE)"
+             B_CLIENT_SECRET (or B_CLIENT_SECRET_FILE / B_CLIENT_PRIVATE_KEY_FILE)"
         );
         let only_url = env(&[("CLIENT_ID", "c"), ("CLIENT_SECRET", "s")]);
         let error = merge_env(ExplicitOptions::default(), read_env("", &only_url).unwrap()).check_required();

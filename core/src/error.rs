@@ -65,6 +65,19 @@ pub enum ErrorKind {
     /// The account was closed: a token was asked for after `close()`. No
     /// token is fetched or served again; make a new account.
     Closed,
+    /// Issuer discovery found no usable metadata document: none at either
+    /// well-known URL, no `token_endpoint` or one refused like a bad
+    /// `token_url` (plain http off loopback), or no auth method both sides
+    /// support. A configuration fault, held.
+    DiscoveryFailed,
+    /// The metadata document's `issuer` is not exactly the configured issuer
+    /// (RFC 8414 §3.3): its endpoints are not trusted. Held.
+    IssuerMismatch,
+    /// Not a failure: the metadata document of a discovery request was read
+    /// and accepted. `handle_response` answers a discovery request with this
+    /// (there is no token yet); the host polls again, which sends the token
+    /// request. Never returned by `poll`.
+    DiscoveryComplete,
 }
 
 impl ErrorKind {
@@ -90,11 +103,14 @@ impl ErrorKind {
             ErrorKind::TlsCertificate => "tls_certificate",
             ErrorKind::StaleFetch => "stale_fetch",
             ErrorKind::Closed => "closed",
+            ErrorKind::DiscoveryFailed => "discovery_failed",
+            ErrorKind::IssuerMismatch => "issuer_mismatch",
+            ErrorKind::DiscoveryComplete => "discovery_complete",
         }
     }
 
     /// Every kind, in declaration order (for exhaustive mapping tests in bindings).
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::Config,
         ErrorKind::InvalidClient,
         ErrorKind::InvalidScope,
@@ -114,6 +130,9 @@ impl ErrorKind {
         ErrorKind::TlsCertificate,
         ErrorKind::StaleFetch,
         ErrorKind::Closed,
+        ErrorKind::DiscoveryFailed,
+        ErrorKind::IssuerMismatch,
+        ErrorKind::DiscoveryComplete,
     ];
 
     /// Who has to act on an error of this kind.
@@ -128,14 +147,16 @@ impl ErrorKind {
             | ErrorKind::InvalidGrant
             | ErrorKind::Rejected
             | ErrorKind::EndpointNotFound
-            | ErrorKind::TlsCertificate => Fault::Configuration,
+            | ErrorKind::TlsCertificate
+            | ErrorKind::DiscoveryFailed
+            | ErrorKind::IssuerMismatch => Fault::Configuration,
             ErrorKind::InvalidClient => Fault::Credentials,
             ErrorKind::RateLimited | ErrorKind::ServerError | ErrorKind::TemporarilyUnavailable => {
                 Fault::AuthorizationServer
             }
             ErrorKind::Transport | ErrorKind::Timeout => Fault::Transport,
             ErrorKind::MalformedResponse => Fault::MalformedResponse,
-            ErrorKind::StaleFetch | ErrorKind::Closed => Fault::Host,
+            ErrorKind::StaleFetch | ErrorKind::Closed | ErrorKind::DiscoveryComplete => Fault::Host,
         }
     }
 
@@ -273,6 +294,9 @@ impl fmt::Display for TokenError {
             ErrorKind::TlsCertificate => "the token endpoint's TLS certificate is not trusted",
             ErrorKind::StaleFetch => "no token request with this id is in flight",
             ErrorKind::Closed => "the account is closed",
+            ErrorKind::DiscoveryFailed => "issuer discovery found no usable token endpoint",
+            ErrorKind::IssuerMismatch => "the metadata document is for another issuer",
+            ErrorKind::DiscoveryComplete => "the issuer's metadata was read; poll again to request a token",
         };
         write!(f, "{} ({}", what, self.kind)?;
         if let Some(status) = self.status {

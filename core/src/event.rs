@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::config::AuthMethod;
 use crate::error::{ErrorKind, TokenError};
 use crate::request::FetchId;
 use crate::response::LifetimeSource;
@@ -22,6 +23,18 @@ pub enum RefreshReason {
     Expired,
     /// The host reported that an API rejected the token.
     Invalidated,
+}
+
+/// Why the issuer's metadata document is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryCause {
+    /// No document yet.
+    Initial,
+    /// The cached document is older than `discovery_refresh_ms`.
+    Interval,
+    /// The discovered token endpoint answered 404 or 405.
+    EndpointNotFound,
 }
 
 /// One event: when, who, and what.
@@ -140,6 +153,39 @@ pub enum EventKind {
         until: u64,
         /// The failure that started the outage.
         error_kind: ErrorKind,
+    },
+    /// A metadata request was handed to the host (issuer discovery).
+    DiscoveryStarted {
+        /// The request's id.
+        fetch_id: FetchId,
+        /// The metadata URL asked for.
+        url: String,
+        /// Why.
+        cause: DiscoveryCause,
+    },
+    /// A metadata document was accepted: token requests go to its endpoint.
+    DiscoveryCompleted {
+        /// The request that got it.
+        fetch_id: FetchId,
+        /// The token endpoint it names.
+        token_endpoint: String,
+        /// The auth method chosen.
+        auth_method: AuthMethod,
+    },
+    /// A periodic refresh of the metadata document failed for a transient
+    /// reason: the cached document stays in use and is asked for again later.
+    DiscoveryKeptCached {
+        /// The failed request.
+        fetch_id: FetchId,
+        /// When the document is asked for again.
+        retry_at: u64,
+    },
+    /// The private keys were replaced at run time (`private_key_jwt`).
+    KeysReplaced {
+        /// How many keys are configured now.
+        count: usize,
+        /// Whether a configuration-error hold was lifted.
+        hold_lifted: bool,
     },
     /// The host's clock went backwards; stored deadlines were shifted with it.
     ClockWentBackwards {

@@ -38,11 +38,15 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod assertion;
 mod cache;
 mod config;
+mod discovery;
+mod entropy;
 mod env;
 mod error;
 mod event;
+mod keys;
 mod request;
 mod response;
 mod scrub;
@@ -51,17 +55,24 @@ mod secret;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 
+pub use assertion::{sign_assertion, AssertionClaims, AssertionKey, CLIENT_ASSERTION_TYPE};
 #[allow(deprecated)]
 pub use cache::Poll;
 pub use cache::{CacheState, InvalidateOutcome, PollResult, Token, TokenCache, TransportErrorKind};
-pub use config::{AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
+pub use config::{AssertionAudience, AuthMethod, Config, ConfigOptions, ListOrString, RefreshPolicy, SecretOrSecrets};
+pub use discovery::{choose_auth_method, discovery_urls, DiscoveryDocument};
+pub use entropy::EntropyPool;
 pub use env::{
     merge_env, options_from_env, parse_secret_file, read_env, EnvConfig, EnvMerged, EnvReading, ExplicitOptions,
     FileStamp, SecretFileWatch, ALLOW_INSECURE_HTTP_VAR, CA_FILE_VAR,
 };
 pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
-pub use event::{Event, EventKind, RefreshReason};
-pub use request::{basic_authorization, build_token_request, form_urlencode, FetchId, HttpRequest, TokenRequest};
+pub use event::{DiscoveryCause, Event, EventKind, RefreshReason};
+pub use keys::{parse_key_file, parse_private_keys, PrivateKey, SigningAlg};
+pub use request::{
+    basic_authorization, build_signed_token_request, build_token_request, form_urlencode, FetchId, HttpRequest,
+    TokenRequest,
+};
 pub use response::{
     jwt_exp_ms, parse_token_response, parse_token_response_for, retry_after, LifetimeSource, ParsedToken,
 };

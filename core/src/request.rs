@@ -7,7 +7,10 @@ use base64::Engine as _;
 use serde::Serialize;
 use zeroize::Zeroize;
 
-use crate::config::{AuthMethod, Config};
+use crate::assertion::{sign_assertion, AssertionClaims, AssertionKey, CLIENT_ASSERTION_TYPE};
+use crate::config::{AssertionAudience, AuthMethod, Config};
+use crate::entropy::EntropyPool;
+use crate::error::{ErrorKind, TokenError};
 use crate::secret::{ClientSecret, REDACTED};
 
 /// Identifies one token request handed to the host. The host reports the
@@ -29,13 +32,14 @@ impl fmt::Display for FetchId {
 /// its `Debug` output redacts them and its memory is zeroized on drop.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct HttpRequest {
-    /// Always `POST`.
+    /// `POST` for a token request; `GET` (with an empty body, which the host
+    /// must not send) for an issuer-discovery request.
     pub method: String,
-    /// The token endpoint.
+    /// The token endpoint, or the metadata document's URL.
     pub url: String,
     /// Header name/value pairs, in order.
     pub headers: Vec<(String, String)>,
-    /// The `application/x-www-form-urlencoded` body.
+    /// The `application/x-www-form-urlencoded` body (empty for `GET`).
     pub body: String,
 }
 
@@ -80,15 +84,15 @@ impl fmt::Debug for HttpRequest {
 
 fn redact_body(body: &str) -> String {
     body.split('&')
-        .map(
-            |pair| {
-                if pair.starts_with("client_secret=") {
-                    format!("client_secret={REDACTED}")
-                } else {
-                    pair.to_owned()
-                }
-            },
-        )
+        .map(|pair| {
+            if pair.starts_with("client_secret=") {
+                format!("client_secret={REDACTED}")
+            } else if pair.starts_with("client_assertion=") {
+                format!("client_assertion={REDACTED}")
+            } else {
+                pair.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -141,8 +145,83 @@ pub fn basic_authorization(client_id: &str, secret: &ClientSecret) -> String {
 /// `client_secret_post` `client_id` and `client_secret`; every value
 /// form-urlencoded. Headers: `Content-Type`, `Accept`, and for
 /// `client_secret_basic` `Authorization`.
+///
+/// For `private_key_jwt` and `client_secret_jwt`, which need the time and
+/// entropy, use [`build_signed_token_request`]; this function then sends
+/// `client_id` without an assertion.
 pub fn build_token_request(config: &Config, secret_index: usize) -> HttpRequest {
-    let secret = &config.secrets[secret_index.min(config.secrets.len() - 1)];
+    build_request(config, config.token_url(), config.auth_method, secret_index, None)
+}
+
+/// Builds the token request for `config` (see [`build_token_request`]) with
+/// a signed client assertion for `private_key_jwt` (key number
+/// `credential_index`) and `client_secret_jwt` (secret number
+/// `credential_index`), made at `now` with a `jti` and signature entropy from
+/// `pool` (see the `assertion` module). The body ends with `client_id`,
+/// `client_assertion_type` and `client_assertion`; there is no
+/// `Authorization` header. Other methods ignore `now` and `pool`.
+pub fn build_signed_token_request(
+    config: &Config,
+    credential_index: usize,
+    now: u64,
+    pool: &mut EntropyPool,
+) -> Result<HttpRequest, TokenError> {
+    build_request_at(config, config.token_url(), config.auth_method, credential_index, now, pool)
+}
+
+/// [`build_signed_token_request`] for a token endpoint and method that may
+/// come from discovery.
+pub(crate) fn build_request_at(
+    config: &Config,
+    endpoint: &str,
+    method: AuthMethod,
+    index: usize,
+    now: u64,
+    pool: &mut EntropyPool,
+) -> Result<HttpRequest, TokenError> {
+    if !method.signs_assertion() {
+        return Ok(build_request(config, endpoint, method, index, None));
+    }
+    let audience = match (config.assertion_audience, config.issuer.as_deref()) {
+        (AssertionAudience::Issuer, Some(issuer)) => issuer,
+        _ => endpoint,
+    };
+    let claims = AssertionClaims::new(&config.client_id, audience, now, config.policy.assertion_lifetime_ms, pool);
+    let key = match method {
+        AuthMethod::PrivateKeyJwt => {
+            config.keys.get(index.min(config.keys.len().saturating_sub(1))).map(AssertionKey::Private)
+        }
+        _ => pick(&config.secrets, index).map(|secret| AssertionKey::Secret(secret, config.hmac_alg)),
+    };
+    let key = key.ok_or_else(|| TokenError::new(ErrorKind::Config, format!("{method} has no key to sign with")))?;
+    let assertion =
+        sign_assertion(key, &claims, pool).map_err(|problem| TokenError::new(ErrorKind::Config, problem))?;
+    Ok(build_request(config, endpoint, method, index, Some(&assertion)))
+}
+
+/// The credential at `index`, or the last one past the end.
+fn pick<T>(list: &[T], index: usize) -> Option<&T> {
+    list.get(index.min(list.len().saturating_sub(1)))
+}
+
+/// A `GET` of an issuer's metadata document.
+pub(crate) fn discovery_request(url: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".to_owned(),
+        url: url.to_owned(),
+        headers: vec![("Accept".to_owned(), "application/json".to_owned())],
+        body: String::new(),
+    }
+}
+
+fn build_request(
+    config: &Config,
+    endpoint: &str,
+    method: AuthMethod,
+    index: usize,
+    assertion: Option<&str>,
+) -> HttpRequest {
+    let secret = pick(&config.secrets, index);
     let mut body = String::from("grant_type=client_credentials");
     let mut push = |name: &str, value: &str| {
         body.push('&');
@@ -163,16 +242,23 @@ pub fn build_token_request(config: &Config, secret_index: usize) -> HttpRequest 
         ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
         ("Accept".to_owned(), "application/json".to_owned()),
     ];
-    match config.auth_method {
-        AuthMethod::ClientSecretBasic => {
+    match (method, secret) {
+        (AuthMethod::ClientSecretBasic, Some(secret)) => {
             headers.push(("Authorization".to_owned(), basic_authorization(&config.client_id, secret)));
         }
-        AuthMethod::ClientSecretPost => {
+        (AuthMethod::ClientSecretPost, Some(secret)) => {
             push("client_id", &config.client_id);
             push("client_secret", secret.expose());
         }
+        _ => {
+            push("client_id", &config.client_id);
+            if let Some(assertion) = assertion {
+                push("client_assertion_type", CLIENT_ASSERTION_TYPE);
+                push("client_assertion", assertion);
+            }
+        }
     }
-    HttpRequest { method: "POST".to_owned(), url: config.token_url.clone(), headers, body }
+    HttpRequest { method: "POST".to_owned(), url: endpoint.to_owned(), headers, body }
 }
 
 #[cfg(test)]

@@ -68,6 +68,20 @@ impl Credentials {
         Self { secrets: needles }
     }
 
+    /// Also looks for a client assertion the request carried: the whole JWT,
+    /// and its signature alone (the part only the key holder could make;
+    /// header and claims are not secret, and short parts of them would match
+    /// ordinary words).
+    pub(crate) fn with_assertion(mut self, assertion: Option<&str>) -> Self {
+        if let Some(assertion) = assertion.filter(|a| !a.is_empty()) {
+            if let Some((_, signature)) = assertion.rsplit_once('.').filter(|(_, s)| s.len() >= 16) {
+                self.secrets.push(Zeroizing::new(signature.to_owned()));
+            }
+            self.secrets.push(Zeroizing::new(assertion.to_owned()));
+        }
+        self
+    }
+
     /// Whether `text` holds any spelling of any secret.
     pub(crate) fn found_in(&self, text: &str) -> bool {
         if self.secrets.is_empty() || text.is_empty() {
@@ -327,6 +341,20 @@ mod tests {
             assert!(!found(&[SECRET, "hunter2"], text), "{text:?}");
         }
         assert!(!found(&[], "anything"));
+    }
+
+    #[test]
+    fn an_echoed_assertion_or_its_signature_is_found() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJjIn0.c2lnbmF0dXJlLWJ5dGVzLW9mLXRoZS1rZXk";
+        let with = |a: Option<&str>| Credentials::new(&creds(&["hunter2"])).with_assertion(a);
+        assert!(with(Some(jwt)).found_in(&format!("bad assertion {jwt}")));
+        assert!(with(Some(jwt)).found_in("sig c2lnbmF0dXJlLWJ5dGVzLW9mLXRoZS1rZXk"));
+        assert!(!with(Some(jwt)).found_in("header eyJhbGciOiJFUzI1NiJ9 is fine"));
+        assert!(with(Some("a.b.c")).found_in("a.b.c"), "a short signature: the whole assertion still counts");
+        assert!(!with(Some("a.b.c")).found_in("c"));
+        assert!(!with(Some("")).found_in("anything"));
+        assert!(!with(None).found_in("anything"));
+        assert!(with(None).found_in("hunter2"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use proxy::ConnectProxy;
 
-use support::{counting_listener, serve, token_body, Answer, TestCa};
+use support::{counting_listener, serve, serve_logged, token_body, Answer, TestCa};
 use tokenwell::blocking::ServiceAccount;
 use tokenwell::Config;
 
@@ -112,8 +112,68 @@ fn from_env_reads_the_variables_and_explicit_options_win() {
     std::env::remove_var("FROMENV_CLIENT_SECRET_FILE");
     let error = ServiceAccount::from_env("FROMENV_").unwrap_err();
     assert_eq!(error.field, "FROMENV_CLIENT_ID");
-    assert!(error.problem.contains("FROMENV_CLIENT_SECRET (or FROMENV_CLIENT_SECRET_FILE)"), "{error}");
+    assert!(
+        error
+            .problem
+            .contains("FROMENV_CLIENT_SECRET (or FROMENV_CLIENT_SECRET_FILE / FROMENV_CLIENT_PRIVATE_KEY_FILE)"),
+        "{error}"
+    );
     for name in ["FROMENV_TOKEN_URL", "FROMENV_SCOPE", "FROMENV_AUDIENCE"] {
         std::env::remove_var(name);
     }
+}
+
+/// `ISSUER_URL` + `CLIENT_PRIVATE_KEY_FILE`: the driver honours the engine's
+/// GET for discovery (RFC 8414 first, then OpenID Connect after a 404), reads
+/// the key file, and sends a signed assertion to the discovered endpoint.
+#[test]
+fn from_env_discovers_the_issuer_and_signs_with_the_key_file() {
+    let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let base: std::sync::Arc<std::sync::OnceLock<String>> = std::sync::Arc::default();
+    let issuer = std::sync::Arc::clone(&base);
+    let (url, _, log) = serve_logged(
+        None,
+        Box::new(move |n| match n {
+            0 => Answer::json(404, "{}"),
+            1 => {
+                let issuer = issuer.get().unwrap();
+                Answer::json(
+                    200,
+                    &serde_json::json!({"issuer": issuer, "token_endpoint": format!("{issuer}/oauth2/token"),
+                        "token_endpoint_auth_methods_supported": ["private_key_jwt"]})
+                    .to_string(),
+                )
+            }
+            _ => Answer::json(200, &token_body("signed-token")),
+        }),
+    );
+    let issuer_url = url.trim_end_matches("/oauth2/token").to_owned();
+    base.set(issuer_url.clone()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tokenwell-key-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("key.pem");
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/conformance/keys/test-only-p256.pkcs8.pem");
+    std::fs::copy(keys, &key_file).unwrap();
+    std::env::set_var("KEYENV_CLIENT_ID", "key-client");
+    std::env::set_var("KEYENV_ISSUER_URL", &issuer_url);
+    std::env::set_var("KEYENV_CLIENT_PRIVATE_KEY_FILE", &key_file);
+    let account = ServiceAccount::from_env("KEYENV_").unwrap();
+    assert_eq!(account.get_token().unwrap(), "signed-token");
+    let log = log.lock().unwrap().clone();
+    let lines: Vec<&str> = log.iter().map(|(line, _)| line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /.well-known/oauth-authorization-server HTTP/1.1",
+            "GET /.well-known/openid-configuration HTTP/1.1",
+            "POST /oauth2/token HTTP/1.1"
+        ]
+    );
+    assert_eq!((log[0].1.as_str(), log[1].1.as_str()), ("", ""), "a GET has no body");
+    assert!(log[2].1.starts_with("grant_type=client_credentials&client_id=key-client&client_assertion_type="));
+    assert!(log[2].1.contains("&client_assertion=eyJ"), "{}", log[2].1);
+    for name in ["KEYENV_CLIENT_ID", "KEYENV_ISSUER_URL", "KEYENV_CLIENT_PRIVATE_KEY_FILE"] {
+        std::env::remove_var(name);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

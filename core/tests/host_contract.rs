@@ -24,10 +24,14 @@ fn run_env_case(case: &Value) -> Value {
         Err(e) => return error(e),
     };
     let merged = merge_env(explicit, reading);
-    let (secret_file, ca_file) = (merged.secret_file.clone(), merged.ca_file.clone());
-    match merged.into_config(case["secret_file_contents"].as_str()) {
+    let (secret_file, ca_file, key_file) =
+        (merged.secret_file.clone(), merged.ca_file.clone(), merged.key_file.clone());
+    match merged.into_config_with_keys(case["secret_file_contents"].as_str(), case["key_file_contents"].as_str()) {
         Ok(config) => json!({"config": {
             "token_url": config.token_url(),
+            "issuer": config.issuer(),
+            "key_count": config.key_count(),
+            "key_file": key_file,
             "client_id": config.client_id(),
             "auth_method": config.auth_method().as_str(),
             "scopes": config.scopes(),

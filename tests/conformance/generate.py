@@ -1476,6 +1476,356 @@ scenario("config-accepts-the-upper-bounds", "Every range includes its upper end.
          [send(T, 1, timeout_ms=3_600_000)])
 
 
+# ---- 14. signed client assertions (private_key_jwt, client_secret_jwt) ------------------------------
+#
+# The assertions are signed here by tests/conformance/jose.py (plain-Python RS256, ES256 with RFC 6979,
+# HS256 and the engine's entropy pool, from the specifications), with the published test keys in
+# tests/conformance/keys/: fixed entropy and a fixed key give exact bytes.
+
+import jose  # noqa: E402  (beside this file)
+
+RSA_PEM = jose.key_text("test-only-rsa-2048.pkcs8.pem")
+RSA_JWK = jose.jwk("test-only-rsa-2048.jwk.json")
+EC_JWK_TEXT = jose.key_text("test-only-p256.jwk.json")
+EC_JWK = jose.jwk("test-only-p256.jwk.json")
+# A PEM key has no kid: the engine uses its RFC 7638 thumbprint. The JWK names its own.
+RS256 = ("RS256", lambda m: jose.rs256(RSA_JWK, m), jose.public_thumbprint(RSA_JWK))
+ES256 = ("ES256", lambda m: jose.es256(EC_JWK, m), EC_JWK["kid"])
+HS256 = ("HS256", lambda m: jose.hs256(SECRET, m), None)
+JWT_HEADERS = [["Content-Type", "application/x-www-form-urlencoded"], ["Accept", "application/json"]]
+
+
+def jwt_body(signed, scope=(), cid=CID):
+    return body(scope) + "&client_id=" + form(cid) + "&client_assertion_type=" + form(jose.ASSERTION_TYPE) + \
+        "&client_assertion=" + signed
+
+
+def signed(pool, signer, at, aud=URL, lifetime=60_000, cid=CID):
+    alg, sign, kid = signer
+    return jose.assertion(pool, alg, sign, kid, cid, aud, at, lifetime)
+
+
+def jwt_request(fetch_id, assertion_text, url=URL, scope=()):
+    return {"fetch_id": fetch_id, "method": "POST", "url": url, "headers": JWT_HEADERS,
+            "body": jwt_body(assertion_text, scope), "timeout_ms": 10_000}
+
+
+def key_config(**overrides):
+    return config(client_secret=None, auth_method="private_key_jwt", **overrides)
+
+
+pool = jose.Pool(7)
+first = signed(pool, RS256, T)
+tt = times(T + 40, 3_600_000)
+second = signed(pool, RS256, tt["refresh_at"])
+scenario("assertion-private-key-jwt-rs256", "private_key_jwt with an RSA PKCS#8 key: the body carries client_id, "
+         "the assertion type and an RS256 assertion (kid = the key's RFC 7638 thumbprint, iss = sub = client id, "
+         "aud = the token endpoint, exp = iat + 60, a jti from the entropy pool); no Authorization header. "
+         "Each request signs a new assertion with a fresh jti.", ["private_key_jwt", "request building"],
+         key_config(private_key=RSA_PEM), [
+             poll(T, result="send", request=jwt_request(1, first)),
+             events({"type": "refresh_started", "fetch_id": 1, "reason": "initial", "secret_index": 0}),
+             got(T + 40, 1),
+             poll(tt["refresh_at"], result="ready_and_send", token={"access_token": "at-1"},
+                  request=jwt_request(2, second)),
+         ], entropy=7)
+
+pool = jose.Pool(3)
+scenario("assertion-private-key-jwt-es256", "private_key_jwt with a P-256 JWK: ES256 with RFC 6979 nonces, so the "
+         "signature is exact; the JWK's kid and alg are used; the scope is in the body before the client "
+         "authentication.", ["private_key_jwt", "request building"],
+         key_config(private_key=EC_JWK_TEXT, scope="billing:read"), [
+             poll(T + 999, result="send", request=jwt_request(1, signed(pool, ES256, T + 999), scope=["billing:read"])),
+         ], entropy=3)
+
+pool = jose.Pool(5)
+scenario("assertion-client-secret-jwt-hs256", "client_secret_jwt: an HS256 assertion keyed with the client "
+         "secret, no kid; the secret itself is not sent; the assertion lives assertion_lifetime_ms.",
+         ["client_secret_jwt", "request building"],
+         config(auth_method="client_secret_jwt", assertion_lifetime_ms=30_000), [
+             poll(T, result="send", request=jwt_request(1, signed(pool, HS256, T, lifetime=30_000))),
+         ], entropy=5)
+
+pool = jose.Pool(11)
+scenario("assertion-audience-issuer", "assertion_audience \"issuer\": aud is the configured issuer, not the "
+         "token endpoint (token_url given, so nothing is discovered).", ["private_key_jwt"],
+         key_config(private_key=EC_JWK_TEXT, issuer="https://auth.example", assertion_audience="issuer"), [
+             poll(T, result="send", request=jwt_request(1, signed(pool, ES256, T, aud="https://auth.example"))),
+         ], entropy=11)
+
+pool = jose.Pool(13)
+new_signed = signed(pool, ES256, T)
+old_signed = signed(pool, RS256, T + 11)
+tt = times(T + 20, 3_600_000)
+later = signed(pool, RS256, tt["refresh_at"])
+scenario("assertion-key-fallback-new-then-old", "Keys [new, old]: invalid_client with the new key makes the engine "
+         "sign with the old one at once; the key that worked is remembered for the next refresh.",
+         ["private_key_jwt", "key rotation", "secret fallback"],
+         key_config(private_key=[EC_JWK_TEXT, RSA_PEM]), [
+             poll(T, result="send", request=jwt_request(1, new_signed)),
+             {**respond(T + 10, 1, 401, '{"error":"invalid_client"}'),
+              "expect": err("invalid_client", retryable=True, retry_at=T + 10)},
+             events(
+                 {"type": "refresh_started", "fetch_id": 1, "secret_index": 0, "reason": "initial"},
+                 {"type": "refresh_failed", "fetch_id": 1, "error": {"kind": "invalid_client"}},
+                 {"type": "secret_fallback", "fetch_id": 1, "from_index": 0, "to_index": 1}),
+             poll(T + 11, result="send", request=jwt_request(2, old_signed)),
+             got(T + 20, 2),
+             poll(tt["refresh_at"], result="ready_and_send", request=jwt_request(3, later)),
+         ], entropy=13)
+
+pool = jose.Pool(17)
+echoed = signed(pool, ES256, T)
+scenario("assertion-echo-withheld", "A server that echoes the client assertion (or only its signature) in "
+         "error_description has that text withheld, like an echoed secret.", ["redaction", "private_key_jwt"],
+         key_config(private_key=EC_JWK_TEXT), [
+             poll(T, result="send", request=jwt_request(1, echoed)),
+             {**respond(T + 10, 1, 400, json.dumps({"error": "invalid_request",
+                                                    "error_description": "bad signature " + echoed.split(".")[2]})),
+              "expect": err("invalid_request", description=WITHHELD),
+              "forbid_substrings": [echoed.split(".")[2]]},
+             {"do": "events", "forbid_substrings": [echoed.split(".")[2]]},
+         ], entropy=17)
+
+config_error("config-private-key-jwt-without-key", "private_key_jwt needs a private key.",
+             key_config(), "private_key")
+config_error("config-private-key-not-a-key", "A private_key that is neither PEM nor a JWK is refused by name "
+             "(never quoted).", key_config(private_key="hunter2"), "private_key")
+config_error("config-private-key-rsa-too-short", "An RSA key under 2048 bits is refused.",
+             key_config(private_key=jose.key_text("test-only-rsa-1024.pkcs8.pem")), "private_key")
+config_error("config-private-key-second-bad", "The bad key of a list is named by its index.",
+             key_config(private_key=[RSA_PEM, "{}"]), "private_key[1]")
+config_error("config-assertion-alg-not-hmac", "client_secret_jwt signs with HS256/384/512 only.",
+             config(auth_method="client_secret_jwt", assertion_signing_alg="RS256"), "assertion_signing_alg")
+config_error("config-assertion-alg-does-not-fit-key", "An EC key cannot sign RS256.",
+             key_config(private_key=EC_JWK_TEXT.replace('"alg": "ES256",', ''), assertion_signing_alg="RS256"),
+             "private_key")
+config_error("config-assertion-audience-issuer-without-issuer", "assertion_audience \"issuer\" needs issuer.",
+             key_config(private_key=EC_JWK_TEXT, assertion_audience="issuer"), "assertion_audience")
+config_error("config-assertion-lifetime-too-long", "An assertion lives at most 10 minutes.",
+             key_config(private_key=EC_JWK_TEXT, assertion_lifetime_ms=600_001), "assertion_lifetime_ms")
+
+# ---- 15. issuer discovery ---------------------------------------------------------------------------
+
+ISS = "https://auth.example"
+AS_META = ISS + "/.well-known/oauth-authorization-server"
+OIDC_META = ISS + "/.well-known/openid-configuration"
+TOKEN_V2 = ISS + "/oauth2/v2/token"
+
+
+def disc_config(**overrides):
+    return config(**{"token_url": None, "issuer": ISS, **overrides})
+
+
+def metadata(issuer=ISS, token_endpoint=URL, methods=None, **more):
+    doc = {"issuer": issuer, **({"token_endpoint": token_endpoint} if token_endpoint else {}), **more}
+    if methods is not None:
+        doc["token_endpoint_auth_methods_supported"] = methods
+    return json.dumps(doc)
+
+
+def get(fetch_id, url):
+    return {"fetch_id": fetch_id, "method": "GET", "url": url, "headers": [["Accept", "application/json"]],
+            "body": "", "timeout_ms": 10_000}
+
+
+def discovered(at, fetch_id, doc_text, token_endpoint=URL, method="client_secret_basic"):
+    return [
+        {**respond(at, fetch_id, 200, doc_text),
+         "expect": err("discovery_complete", fault="host", retryable=True, retry_at=at, status=200)},
+    ]
+
+
+def secret_post(fetch_id, url=URL):
+    return {"fetch_id": fetch_id, "method": "POST", "url": url, "headers": headers(), "body": body()}
+
+
+scenario("discovery-rfc8414-document", "issuer without token_url: the first request is a GET of the RFC 8414 "
+         "metadata; a document naming the issuer exactly gives the token endpoint; with no "
+         "token_endpoint_auth_methods_supported the method is client_secret_basic (RFC 8414's default).",
+         ["discovery"], disc_config(), [
+             poll(T, result="send", request=get(1, AS_META)),
+             poll(T + 5, result="wait", fetch_id=1),
+             *discovered(T + 10, 1, metadata()),
+             events({"type": "discovery_started", "fetch_id": 1, "url": AS_META, "cause": "initial"},
+                    {"type": "discovery_completed", "fetch_id": 1, "token_endpoint": URL,
+                     "auth_method": "client_secret_basic"}),
+             poll(T + 11, result="send", request=secret_post(2)),
+             events({"type": "refresh_started", "fetch_id": 2, "reason": "initial", "secret_index": 0}),
+             got(T + 20, 2),
+         ])
+
+scenario("discovery-404-then-openid-configuration", "No RFC 8414 document (404): the OpenID Connect one is asked "
+         "for at once, without backoff.", ["discovery"], disc_config(), [
+             poll(T, result="send", request=get(1, AS_META)),
+             {**respond(T + 10, 1, 404, "not found", hdrs=[["Content-Type", "text/plain"]]),
+              "expect": err("discovery_failed", status=404, retryable=True, retry_at=T + 10)},
+             poll(T + 11, result="send", request=get(2, OIDC_META)),
+             *discovered(T + 20, 2, metadata()),
+             poll(T + 21, result="send", request=secret_post(3)),
+         ])
+
+scenario("discovery-issuer-with-a-path", "An issuer with a path: RFC 8414 inserts the well-known segment before "
+         "the path, OpenID Connect appends it.", ["discovery"],
+         disc_config(issuer=ISS + "/tenant-a/"), [
+             poll(T, result="send", request=get(1, ISS + "/.well-known/oauth-authorization-server/tenant-a")),
+             respond(T + 10, 1, 410, "", result="error"),
+             poll(T + 11, result="send", request=get(2, ISS + "/tenant-a/.well-known/openid-configuration")),
+             *discovered(T + 20, 2, metadata(issuer=ISS + "/tenant-a/")),
+         ])
+
+scenario("discovery-both-documents-missing", "Neither document exists: a configuration fault, held.",
+         ["discovery", "hold"], disc_config(), [
+             poll(T, result="send", request=get(1, AS_META)),
+             respond(T + 10, 1, 404, "", result="error"),
+             poll(T + 11, result="send", request=get(2, OIDC_META)),
+             {**respond(T + 20, 2, 404, ""),
+              "expect": err("discovery_failed", fault="configuration", retryable=False, retry_at=T + 20 + HOLD)},
+             fail(T + 30, "discovery_failed"),
+             poll(T + 20 + HOLD, result="send", request=get(3, AS_META)),
+         ])
+
+scenario("discovery-issuer-mismatch", "A document naming another issuer (even by a trailing slash) is refused: "
+         "its endpoints are not trusted. Held like a configuration error.", ["discovery", "hold"], disc_config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, metadata(issuer=ISS + "/")),
+              "expect": err("issuer_mismatch", fault="configuration", retryable=False, retry_at=T + 10 + HOLD,
+                            description="the metadata document names issuer \"https://auth.example/\", not the "
+                                        "configured \"https://auth.example\" (they must be equal, character for "
+                                        "character)")},
+             fail(T + 20, "issuer_mismatch"),
+         ])
+
+scenario("discovery-missing-token-endpoint", "A document without token_endpoint: discovery failed, held.",
+         ["discovery", "hold"], disc_config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, metadata(token_endpoint=None)),
+              "expect": err("discovery_failed", retryable=False,
+                            description="issuer discovery: the metadata document has no token_endpoint")},
+         ])
+
+scenario("discovery-http-token-endpoint-off-loopback", "A discovered token_endpoint is checked like token_url: "
+         "plain http off loopback is refused.", ["discovery", "hold"], disc_config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, metadata(token_endpoint="http://auth.example/oauth2/token")),
+              "expect": err("discovery_failed", retryable=False)},
+         ])
+
+scenario("discovery-unsupported-method", "A configured auth method the server does not list: discovery failed, "
+         "naming what it supports.", ["discovery", "hold"], disc_config(auth_method="client_secret_post"), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, metadata(methods=["client_secret_basic", "private_key_jwt"])),
+              "expect": err("discovery_failed", retryable=False, status=200,
+                            description="the server does not support auth_method client_secret_post (it supports: "
+                                        "client_secret_basic, private_key_jwt)")},
+         ])
+
+pool = jose.Pool(19)
+scenario("discovery-picks-private-key-jwt", "With a key and a secret and no configured method, the engine picks "
+         "private_key_jwt when the server supports it; aud is the discovered token endpoint.",
+         ["discovery", "private_key_jwt"],
+         disc_config(private_key=EC_JWK_TEXT, allow_insecure_http=None), [
+             poll(T, result="send", request=get(1, AS_META)),
+             *discovered(T + 10, 1, metadata(token_endpoint=TOKEN_V2,
+                                              methods=["client_secret_basic", "private_key_jwt"])),
+             events({"type": "discovery_started"},
+                    {"type": "discovery_completed", "token_endpoint": TOKEN_V2, "auth_method": "private_key_jwt"}),
+             poll(T + 11, result="send",
+                  request=jwt_request(2, signed(pool, ES256, T + 11, aud=TOKEN_V2), url=TOKEN_V2)),
+         ], entropy=19)
+
+scenario("discovery-server-error-retried", "A 503 for the metadata is an outage: backoff, then the same URL again.",
+         ["discovery", "backoff"], disc_config(), [
+             poll(T, result="send", request=get(1, AS_META)),
+             {**respond(T + 10, 1, 503, ""), "expect": err("server_error", retryable=True, retry_at=T + 1010)},
+             fail(T + 20, "server_error", retry_at=T + 1010),
+             poll(T + 1010, result="send", request=get(2, AS_META)),
+             *discovered(T + 1020, 2, metadata()),
+             poll(T + 1021, result="send", request=secret_post(3)),
+         ])
+
+scenario("discovery-not-json", "An HTML page instead of the metadata: a malformed response, retried.",
+         ["discovery", "backoff"], disc_config(), [
+             poll(T, result="send"),
+             {**respond(T + 10, 1, 200, "<html>proxy</html>", hdrs=[["Content-Type", "text/html"]]),
+              "expect": err("malformed_response", retryable=True, retry_at=T + 1010)},
+         ])
+
+scenario("discovery-transport-error-retried", "A connection failure during discovery is transient.",
+         ["discovery", "transport"], disc_config(), [
+             poll(T, result="send"),
+             {"do": "transport_error", "at": T + 10, "fetch_id": 1, "kind": "connect", "message": "refused",
+              "expect": err("transport", retryable=True, retry_at=T + 1010)},
+             poll(T + 1010, result="send", request=get(2, AS_META)),
+         ])
+
+scenario("discovery-refetched-after-token-endpoint-404", "The discovered token endpoint answers 404: the document "
+         "is fetched again at once and the token request goes to the endpoint it names now.",
+         ["discovery", "endpoint not found"], disc_config(), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send", request=secret_post(2)),
+             {**respond(T + 20, 2, 404, ""), "expect": err("endpoint_not_found", retryable=True, retry_at=T + 20)},
+             drain(),
+             poll(T + 21, result="send", request=get(3, AS_META)),
+             events({"type": "discovery_started", "fetch_id": 3, "cause": "endpoint_not_found"}),
+             *discovered(T + 30, 3, metadata(token_endpoint=TOKEN_V2)),
+             poll(T + 31, result="send", request=secret_post(4, TOKEN_V2)),
+             got(T + 40, 4),
+         ])
+
+scenario("discovery-second-token-endpoint-404-held", "A 404 again from the endpoint the fresh document names: "
+         "held as endpoint_not_found (no loop).", ["discovery", "endpoint not found", "hold"], disc_config(), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send"),
+             respond(T + 20, 2, 404, "", result="error"),
+             poll(T + 21, result="send", request=get(3, AS_META)),
+             *discovered(T + 30, 3, metadata()),
+             poll(T + 31, result="send", request=secret_post(4)),
+             {**respond(T + 40, 4, 404, ""),
+              "expect": err("endpoint_not_found", retryable=False, retry_at=T + 40 + HOLD)},
+         ])
+
+tt = times(T + 20, 3_600_000)
+scenario("discovery-refreshed-after-its-interval", "A document older than discovery_refresh_ms is fetched again "
+         "before the next token request, which then goes to the endpoint it names.", ["discovery"],
+         disc_config(discovery_refresh_ms=600_000), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send"),
+             got(T + 20, 2),
+             drain(),
+             poll(tt["refresh_at"], result="ready_and_send", request=get(3, AS_META)),
+             events({"type": "discovery_started", "fetch_id": 3, "cause": "interval"}),
+             *discovered(tt["refresh_at"] + 10, 3, metadata(token_endpoint=TOKEN_V2)),
+             poll(tt["refresh_at"] + 11, result="ready_and_send", request=secret_post(4, TOKEN_V2)),
+         ])
+
+scenario("discovery-refresh-outage-keeps-the-document", "A periodic refresh of the document that fails for a "
+         "transient reason keeps the cached document: the token request goes out at once.", ["discovery", "outage"],
+         disc_config(discovery_refresh_ms=600_000), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send"),
+             got(T + 20, 2),
+             poll(tt["refresh_at"], result="ready_and_send", request=get(3, AS_META)),
+             drain(),
+             {**respond(tt["refresh_at"] + 10, 3, 503, ""),
+              "expect": err("server_error", retryable=True, retry_at=tt["refresh_at"] + 10)},
+             events({"type": "refresh_failed", "fetch_id": 3},
+                    {"type": "discovery_kept_cached", "fetch_id": 3, "retry_at": tt["refresh_at"] + 10 + 60_000}),
+             poll(tt["refresh_at"] + 11, result="ready_and_send", request=secret_post(4)),
+         ])
+
+config_error("config-issuer-http-not-loopback", "issuer is checked like token_url.",
+             disc_config(issuer="http://auth.example"), "issuer")
+config_error("config-issuer-with-query", "An issuer has no query (RFC 8414 §2).",
+             disc_config(issuer="https://auth.example/?tenant=a"), "issuer")
+config_error("config-no-token-url-and-no-issuer", "token_url or issuer is required.",
+             config(token_url=None), "token_url")
+
+
 # ---- the host contract: environment → options (every host's fromEnv / from_env) ------------------
 #
 # Files in host/ (see README "Host-contract scenarios"): the environment, the options a caller passed
@@ -1487,10 +1837,12 @@ HOST = []
 
 
 def env_case(name, description, env, expect=None, error=None, prefix="", explicit=None, explicit_secret_file=None,
-             explicit_ca_file=None, secret_file_contents=None):
+             explicit_ca_file=None, secret_file_contents=None, key_file_contents=None):
     case = {"name": name, "kind": "env", "description": description, "prefix": prefix, "env": env,
             "explicit": explicit or {}, "explicit_secret_file": explicit_secret_file,
             "explicit_ca_file": explicit_ca_file, "secret_file_contents": secret_file_contents}
+    if key_file_contents is not None:
+        case["key_file_contents"] = key_file_contents
     if error is not None:
         case["expect_error"] = error
     else:
@@ -1511,12 +1863,32 @@ env_case("env-prefix-and-lists", "A prefix applies to every variable but TOKENWE
          {"client_id": "c", "secret_count": 2, "scopes": ["billing:read", "billing:write"],
           "audiences": ["https://a.example", "https://b.example"], "auth_method": "client_secret_post"},
          prefix="BILLING_")
-env_case("env-hydra-url", "HYDRA_URL (or ISSUER_URL) is the issuer base: /oauth2/token is appended.",
+env_case("env-hydra-url", "HYDRA_URL is Ory Hydra's public URL: /oauth2/token is appended (no discovery).",
          {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "HYDRA_URL": "https://hydra.example/"},
          {"token_url": "https://hydra.example/oauth2/token"})
-env_case("env-issuer-url", "ISSUER_URL is an alias of HYDRA_URL; TOKEN_URL wins over both.",
+env_case("env-issuer-url", "ISSUER_URL is the issuer: the token endpoint is discovered (no token_url), and the "
+         "issuer is kept exactly as given.",
          {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "ISSUER_URL": "https://issuer.example"},
-         {"token_url": "https://issuer.example/oauth2/token"})
+         {"token_url": "", "issuer": "https://issuer.example"})
+env_case("env-issuer-url-with-token-url", "TOKEN_URL (or HYDRA_URL) wins for the token endpoint; ISSUER_URL is "
+         "still the issuer (for assertion_audience \"issuer\").",
+         {"CLIENT_ID": "c", "CLIENT_SECRET": "s", "ISSUER_URL": "https://issuer.example/", "HYDRA_URL": "https://h/"},
+         {"token_url": "https://h/oauth2/token", "issuer": "https://issuer.example/"})
+env_case("env-private-key-file", "CLIENT_PRIVATE_KEY_FILE: the host reads it; with no secret the method is "
+         "private_key_jwt.",
+         {"CLIENT_ID": "c", "ISSUER_URL": "https://issuer.example", "CLIENT_PRIVATE_KEY_FILE": "/run/keys/client"},
+         {"token_url": "", "auth_method": "private_key_jwt", "secret_count": 0, "key_count": 2,
+          "key_file": "/run/keys/client"},
+         key_file_contents=jose.key_text("test-only-p256.pkcs8.pem") + jose.key_text("test-only-rsa-2048.pkcs8.pem"))
+env_case("env-private-key-file-not-a-key", "A key file that holds no key is named by its variable, never quoted.",
+         {"CLIENT_ID": "c", "TOKEN_URL": URL, "CLIENT_PRIVATE_KEY_FILE": "/run/keys/client"},
+         error={"field": "CLIENT_PRIVATE_KEY_FILE",
+                "problem": "the key file is neither PEM (-----BEGIN ...) nor a JWK / JWKS (JSON)"},
+         key_file_contents="hunter2")
+env_case("env-auth-method-private-key-jwt", "AUTH_METHOD=private_key_jwt with a key file and a secret.",
+         {**BASE_ENV, "AUTH_METHOD": "private_key_jwt", "CLIENT_PRIVATE_KEY_FILE": "/k"},
+         {"auth_method": "private_key_jwt", "key_count": 1, "secret_count": 1, "key_file": "/k"},
+         key_file_contents=jose.key_text("test-only-p256.jwk.json"))
 env_case("env-explicit-options-win", "Explicit options win over the environment, field by field.",
          {**BASE_ENV, "SCOPE": "from:env", "AUDIENCE": "https://env.example"},
          {"client_id": "explicit-id", "scopes": ["a", "b"], "audiences": ["https://env.example"],
@@ -1524,7 +1896,7 @@ env_case("env-explicit-options-win", "Explicit options win over the environment,
          explicit={"client_id": "explicit-id", "scope": ["a", "b"], "client_secret": ["x", "y"]})
 env_case("env-everything-missing-at-once", "Every missing required variable is named in one error, not one per run.",
          {"SCOPE": "a"}, error={"field": "CLIENT_ID", "problem": "is not set; also not set: TOKEN_URL (or HYDRA_URL / "
-                                "ISSUER_URL), CLIENT_SECRET (or CLIENT_SECRET_FILE)"})
+                                "ISSUER_URL), CLIENT_SECRET (or CLIENT_SECRET_FILE / CLIENT_PRIVATE_KEY_FILE)"})
 env_case("env-missing-named-with-prefix", "A missing variable is named with its prefix and its alternatives.",
          {"P_CLIENT_ID": "c", "P_CLIENT_SECRET": "s"}, prefix="P_",
          error={"field": "P_TOKEN_URL", "problem": "is not set (or P_HYDRA_URL / P_ISSUER_URL)"})
@@ -1553,7 +1925,8 @@ env_case("env-allow-insecure-http-malformed", "TOKENWELL_ALLOW_INSECURE_HTTP tak
          error={"field": "TOKENWELL_ALLOW_INSECURE_HTTP", "problem": "must be 1 or 0"})
 env_case("env-auth-method-malformed", "A malformed AUTH_METHOD is named by its variable.",
          {**BASE_ENV, "AUTH_METHOD": "basic"},
-         error={"field": "AUTH_METHOD", "problem": "must be \"client_secret_basic\" or \"client_secret_post\""})
+         error={"field": "AUTH_METHOD", "problem": "must be \"client_secret_basic\", \"client_secret_post\", "
+                                                   "\"private_key_jwt\" or \"client_secret_jwt\""})
 env_case("env-secret-and-secret-file", "CLIENT_SECRET and CLIENT_SECRET_FILE together are refused.",
          {**BASE_ENV, "CLIENT_SECRET_FILE": "/run/secrets/s"},
          error={"field": "CLIENT_SECRET", "problem": "set only one of CLIENT_SECRET and CLIENT_SECRET_FILE"})

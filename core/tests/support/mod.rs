@@ -89,6 +89,20 @@ fn unique() -> usize {
 /// A scripted server on 127.0.0.1 (TLS when `tls` is given). Returns the token
 /// URL (`/oauth2/token`) and the number of requests it has read.
 pub fn serve(tls: Option<Arc<rustls::ServerConfig>>, script: Box<Script>) -> (String, Arc<AtomicUsize>) {
+    let (url, count, _) = serve_logged(tls, script);
+    (url, count)
+}
+
+/// Each request's first line and body, in the order they came.
+pub type RequestLog = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// [`serve`], also logging each request's first line (`GET /path HTTP/1.1`) and body.
+pub fn serve_logged(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    script: Box<Script>,
+) -> (String, Arc<AtomicUsize>, RequestLog) {
+    let log: RequestLog = Arc::default();
+    let logger = Arc::clone(&log);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}/oauth2/token", listener.local_addr().unwrap());
@@ -98,28 +112,30 @@ pub fn serve(tls: Option<Arc<rustls::ServerConfig>>, script: Box<Script>) -> (St
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let (tls, counter, script) = (tls.clone(), Arc::clone(&counter), Arc::clone(&script));
+            let log = Arc::clone(&logger);
             std::thread::spawn(move || {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 match tls {
                     Some(config) => {
                         let Ok(connection) = rustls::ServerConnection::new(config) else { return };
                         let mut tls_stream = rustls::StreamOwned::new(connection, stream);
-                        answer(&mut tls_stream, &counter, &*script);
+                        answer(&mut tls_stream, &counter, &*script, &log);
                     }
                     None => {
                         let mut stream = stream;
-                        answer(&mut stream, &counter, &*script);
+                        answer(&mut stream, &counter, &*script, &log);
                     }
                 }
             });
         }
     });
-    (url, count)
+    (url, count, log)
 }
 
-fn answer<S: Read + Write>(stream: &mut S, counter: &AtomicUsize, script: &Script) {
+fn answer<S: Read + Write>(stream: &mut S, counter: &AtomicUsize, script: &Script, log: &RequestLog) {
     let mut reader = BufReader::new(&mut *stream);
     let (mut line, mut length) = (String::new(), 0usize);
+    let mut request_line = String::new();
     let mut first = true;
     loop {
         line.clear();
@@ -129,6 +145,9 @@ fn answer<S: Read + Write>(stream: &mut S, counter: &AtomicUsize, script: &Scrip
         }
         if line == "\r\n" {
             break;
+        }
+        if first {
+            request_line = line.trim_end().to_owned();
         }
         first = false;
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
@@ -142,6 +161,7 @@ fn answer<S: Read + Write>(stream: &mut S, counter: &AtomicUsize, script: &Scrip
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    log.lock().unwrap_or_else(|p| p.into_inner()).push((request_line, String::from_utf8_lossy(&body).into_owned()));
     let n = counter.fetch_add(1, Ordering::SeqCst);
     match script(n) {
         Answer::Whole(status, headers, text) => {

@@ -13,7 +13,7 @@ from tokenwell import (
     InvalidClientError,
     InvalidConfigError,
     MalformedResponseError,
-    StaleFetchError,
+    HostError,
     TokenError,
     TransientError,
     error_class,
@@ -26,7 +26,7 @@ FAULT_GROUPS = {
     "authorization_server": TransientError,
     "transport": TransientError,
     "malformed_response": MalformedResponseError,
-    "host": StaleFetchError,
+    "host": HostError,
 }
 
 KINDS = _native.error_kinds()

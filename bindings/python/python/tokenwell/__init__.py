@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     ClosedError,
+    HostError,
     ConfigurationError,
     EndpointNotFoundError,
     InvalidClientError,
@@ -123,6 +124,7 @@ __all__ = [
     "MalformedResponseError",
     "StaleFetchError",
     "ClosedError",
+    "HostError",
     "SnapshotError",
     "error_class",
     "ENGINE_VERSION",

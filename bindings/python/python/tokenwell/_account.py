@@ -246,16 +246,11 @@ class ServiceAccount(AsyncHost):
                 try:
                     action, value = self._step(None)
                     if action == SEND:
-                        try:
-                            outcome = self._send(value)
-                        except BaseException:
-                            self._finish(value, ("error", "other", "interrupted"))
-                            raise
-                        self._save(self._finish(value, outcome))
+                        with self._sending(value, "interrupted") as outcome:
+                            outcome.append(self._send(value))
                         continue
                 finally:
-                    if held:
-                        self._cache_file.unlock()  # type: ignore[union-attr]
+                    self._unlock_cache_file(held)
                 if action == READY:
                     return cast(AccessToken, value)
                 if action == WAIT:

@@ -86,16 +86,11 @@ class AsyncHost(EngineHost):
                         return self._token_obj
                     action, value = self._step(loop)
                     if action == SEND:
-                        try:
-                            outcome = await self._send_async(value)
-                        except BaseException:
-                            self._finish(value, ("error", "other", "cancelled"))
-                            raise
-                        self._save(self._finish(value, outcome))
+                        with self._sending(value, "cancelled") as outcome:
+                            outcome.append(await self._send_async(value))
                         continue
                 finally:
-                    if held:
-                        self._cache_file.unlock()  # type: ignore[union-attr]
+                    self._unlock_cache_file(held)
                     if gate is not None:
                         gate.release()
                 if action == READY:

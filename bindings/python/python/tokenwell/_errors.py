@@ -14,8 +14,9 @@ by who is at fault, so callers can catch what they can act on.
     │   ├── RateLimitedError, ServerError, TemporarilyUnavailableError,
     │   │   TransportError, RequestTimeoutError
     ├── MalformedResponseError      not a token response (HTML from a proxy, bad JSON, ...)
-    ├── StaleFetchError             the host reported a fetch the engine is not waiting for
-    └── ClosedError                 the account was closed (``close()`` / ``aclose()``)
+    └── HostError                   the engine was driven wrongly (fault ``host``)
+        ├── StaleFetchError         the host reported a fetch the engine is not waiting for
+        └── ClosedError             the account was closed (``close()`` / ``aclose()``)
 
 The engine builds these through ``_from_engine`` (one table, ``_KIND_CLASSES``);
 a test checks that table against every kind the engine defines. No message,
@@ -51,6 +52,7 @@ __all__ = [
     "MalformedResponseError",
     "StaleFetchError",
     "ClosedError",
+    "HostError",
     "SnapshotError",
     "error_class",
 ]
@@ -271,14 +273,21 @@ class MalformedResponseError(TokenError):
     fault = "malformed_response"
 
 
-class StaleFetchError(TokenError):
+class HostError(TokenError):
+    """The engine was driven wrongly (fault ``host``): a bug in the host or in
+    how the caller uses the account, not a problem with the server."""
+
+    fault = "host"
+
+
+class StaleFetchError(HostError):
     """The host reported an outcome for a fetch the engine is not waiting for."""
 
     kind = "stale_fetch"
     fault = "host"
 
 
-class ClosedError(TokenError):
+class ClosedError(HostError):
     """The account was closed (``close()`` / ``aclose()``): it hands out no
     more tokens. The engine's kind ``closed``, worded by the engine."""
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _native, _timer
 from ._cache_file import CacheFile
@@ -145,6 +146,23 @@ class EngineHost:
             self._token = current.access_token
         self._deadline = self._deadline_locked()
         return current
+
+    @contextlib.contextmanager
+    def _sending(self, request: "_native.TokenRequest", cut_short: str) -> Iterator[List[Tuple[Any, ...]]]:
+        """Around one send, sync or async: the outcome the body appends is
+        reported to the engine and persisted; a send cut short (an exception,
+        a cancelled task) is reported as a transport failure ``cut_short``."""
+        outcome: List[Tuple[Any, ...]] = []
+        try:
+            yield outcome
+        except BaseException:
+            self._finish(request, ("error", "other", cut_short))
+            raise
+        self._save(self._finish(request, outcome[0]))
+
+    def _unlock_cache_file(self, held: bool) -> None:
+        if held:
+            self._cache_file.unlock()  # type: ignore[union-attr]
 
     def _finish(self, request: "_native.TokenRequest", outcome: Tuple[Any, ...]) -> Optional[str]:
         """Reports a fetch's outcome to the engine and wakes every waiter.

@@ -427,8 +427,11 @@ pub fn parse_key_file(
     source: &str,
     default_alg: Option<SigningAlg>,
 ) -> Result<Vec<PrivateKey>, ConfigError> {
-    parse_private_keys(contents, default_alg)
-        .map_err(|problem| ConfigError::new(source, format!("the key file {problem}")))
+    parse_private_keys(contents, default_alg).map_err(|problem| {
+        // "the key file holds no key", "the key file, key 2: is a public key ..."
+        let glue = if problem.starts_with("key ") { ", " } else { " " };
+        ConfigError::new(source, format!("the key file{glue}{problem}"))
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@
 //! assert!(matches!(cache.poll(now + 60_000), PollResult::Ready { .. }));
 //! ```
 //!
+//! Besides client secrets, the engine signs client assertions
+//! (`private_key_jwt`, `client_secret_jwt`; see [`sign_assertion`]) with
+//! randomness only the host supplies ([`EntropyPool`],
+//! [`TokenCache::add_entropy`]), and discovers the token endpoint and auth
+//! method from an `issuer`'s metadata document ([`discovery_urls`]): the
+//! metadata request is one more [`HttpRequest`], a `GET`, that the host sends
+//! like any other.
+//!
 //! The pieces are usable on their own: [`build_token_request`] and
 //! [`parse_token_response`] are pure functions. With the `blocking` feature,
 //! [`blocking::ServiceAccount`] drives the engine over `ureq` for Rust

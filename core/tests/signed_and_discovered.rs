@@ -1,0 +1,157 @@
+//! The cache-level API of issue 12 that the conformance scenarios do not
+//! reach: host entropy, key replacement (directly and from a key file), the
+//! discovered endpoint and method, and redaction of keys.
+
+use tokenwell::{
+    build_signed_token_request, build_token_request, AuthMethod, Config, EntropyPool, EventKind, PollResult,
+    SigningAlg, TokenCache,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn key(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../tests/conformance/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn key_config(keys: &[&str]) -> Config {
+    let keys: Vec<String> = keys.iter().map(|k| key(k)).collect();
+    let json = serde_json::json!({"token_url": "https://auth.example/oauth2/token", "client_id": "c",
+        "private_key": keys, "config_error_hold_ms": 60_000});
+    Config::from_json(&json.to_string()).unwrap()
+}
+
+fn sent_body(cache: &mut TokenCache, now: u64) -> String {
+    match cache.poll(now) {
+        PollResult::Send { request } | PollResult::ReadyAndSend { request, .. } => request.http.body.clone(),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+fn assertion_header(body: &str) -> serde_json::Value {
+    let jwt = body.split("client_assertion=").nth(1).unwrap();
+    let header = jwt.split('.').next().unwrap();
+    use base64::Engine as _;
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+fn events(cache: &mut TokenCache) -> Vec<EventKind> {
+    std::iter::from_fn(|| cache.poll_event()).map(|e| e.kind).collect()
+}
+
+#[test]
+fn added_entropy_changes_the_jti_and_the_same_entropy_repeats_it() {
+    let config = key_config(&["test-only-p256.pkcs8.pem"]);
+    let (mut a, mut b, mut c) =
+        (TokenCache::new(config.clone(), 1), TokenCache::new(config.clone(), 1), TokenCache::new(config, 1));
+    a.add_entropy(b"fork one");
+    b.add_entropy(b"fork two");
+    c.add_entropy(b"fork one");
+    let (body_a, body_b, body_c) = (sent_body(&mut a, T0), sent_body(&mut b, T0), sent_body(&mut c, T0));
+    assert_ne!(body_a, body_b, "two forks that each added their own bytes sign different jtis");
+    assert_eq!(body_a, body_c, "the pool holds only what the host gave it");
+}
+
+#[test]
+fn keys_are_replaced_at_run_time_and_a_change_lifts_the_hold() {
+    let mut cache = TokenCache::new(key_config(&["test-only-p256.pkcs8.pem"]), 1);
+    assert_eq!(cache.auth_method(), AuthMethod::PrivateKeyJwt);
+    assert_eq!(cache.config().configured_auth_method(), None);
+    let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+    assert_eq!(assertion_header(&request.http.body)["alg"], "ES256");
+    let refused = cache.handle_response(request.fetch_id, 401, &[], br#"{"error":"invalid_client"}"#, T0 + 5);
+    assert_eq!(refused.unwrap_err().retry_at, Some(T0 + 5 + 60_000));
+    assert!(matches!(cache.poll(T0 + 6), PollResult::Fail { .. }));
+    let _ = events(&mut cache);
+
+    let same = tokenwell::parse_private_keys(&key("test-only-p256.pkcs8.pem"), None).unwrap();
+    assert_eq!(cache.replace_keys(same, T0 + 7), Ok(false));
+    assert_eq!(cache.replace_keys(Vec::new(), T0 + 7).unwrap_err().field, "private_key");
+    assert!(events(&mut cache).is_empty());
+
+    let rotated = cache.replace_keys_from_file(&key("test-only-rsa-2048.pkcs1.pem"), "CLIENT_PRIVATE_KEY_FILE", T0 + 8);
+    assert_eq!(rotated, Ok(true));
+    assert_eq!(events(&mut cache), [EventKind::KeysReplaced { count: 1, hold_lifted: true }]);
+    let header = assertion_header(&sent_body(&mut cache, T0 + 9));
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["kid"], cache.config().keys()[0].kid());
+    assert_eq!(cache.config().key_count(), 1);
+}
+
+#[test]
+fn a_key_file_without_a_key_keeps_the_keys_and_says_so_once() {
+    let mut cache = TokenCache::new(key_config(&["test-only-p256.pkcs8.pem", "test-only-rsa-2048.pkcs8.pem"]), 1);
+    let error = cache.replace_keys_from_file("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "F", T0);
+    let error = error.unwrap_err();
+    assert_eq!(error.field, "F");
+    assert_eq!(error.problem, "the key file, key 1: not a valid PKCS#8 RSA, P-256 or P-384 private key");
+    assert_eq!(
+        events(&mut cache),
+        [EventKind::SecretFileRejected { source: "F".into(), problem: error.problem.clone() }]
+    );
+    assert_eq!(cache.config().key_count(), 2);
+    // A key file re-read applies the configured algorithm to keys that name none.
+    let json = serde_json::json!({"token_url": "https://a.example/t", "client_id": "c",
+        "private_key": key("test-only-rsa-2048.pkcs8.pem"), "assertion_signing_alg": "PS256"});
+    let mut cache = TokenCache::new(Config::from_json(&json.to_string()).unwrap(), 1);
+    assert_eq!(cache.replace_keys_from_file(&key("test-only-rsa-2048.pkcs1.pem"), "F", T0), Ok(false));
+    assert_eq!(cache.config().keys()[0].alg(), SigningAlg::PS256);
+}
+
+#[test]
+fn the_discovered_endpoint_and_method_are_the_caches() {
+    let json = serde_json::json!({"issuer": "https://auth.example", "client_id": "c", "client_secret": "s",
+        "private_key": key("test-only-p256.jwk.json")});
+    let config = Config::from_json(&json.to_string()).unwrap();
+    assert_eq!((config.token_url(), config.issuer()), ("", Some("https://auth.example")));
+    assert_eq!(config.auth_method(), AuthMethod::ClientSecretBasic);
+    let mut cache = TokenCache::new(config, 1);
+    assert_eq!((cache.token_endpoint(), cache.auth_method()), (None, AuthMethod::ClientSecretBasic));
+    let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+    assert_eq!((request.http.method.as_str(), request.http.body.as_str()), ("GET", ""));
+    let doc = br#"{"issuer":"https://auth.example","token_endpoint":"https://auth.example/token",
+        "token_endpoint_auth_methods_supported":["private_key_jwt","client_secret_basic"]}"#;
+    let done = cache.handle_response(request.fetch_id, 200, &[], doc, T0 + 1).unwrap_err();
+    assert_eq!((done.kind.as_str(), done.retryable, done.retry_at), ("discovery_complete", true, Some(T0 + 1)));
+    assert_eq!(cache.token_endpoint(), Some("https://auth.example/token"));
+    assert_eq!(cache.auth_method(), AuthMethod::PrivateKeyJwt);
+    let body = sent_body(&mut cache, T0 + 2);
+    assert!(body.contains("client_assertion="));
+}
+
+#[test]
+fn pure_request_builders() {
+    let config = key_config(&["test-only-p256.pkcs8.pem"]);
+    let unsigned = build_token_request(&config, 0);
+    assert_eq!(unsigned.body, "grant_type=client_credentials&client_id=c");
+    let mut pool = EntropyPool::new(1);
+    let signed = build_signed_token_request(&config, 5, T0, &mut pool).unwrap();
+    assert!(signed.body.starts_with("grant_type=client_credentials&client_id=c&client_assertion_type="));
+    assert!(format!("{signed:?}").contains("client_assertion=[redacted]"));
+    let basic =
+        Config::from_json(r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"s"}"#).unwrap();
+    assert_eq!(build_signed_token_request(&basic, 0, T0, &mut pool).unwrap(), build_token_request(&basic, 0));
+}
+
+#[test]
+fn no_output_shows_a_private_key() {
+    let jwk: serde_json::Value = serde_json::from_str(&key("test-only-p256.jwk.json")).unwrap();
+    let d = jwk["d"].as_str().unwrap();
+    let pem = key("test-only-rsa-2048.pkcs8.pem");
+    let pem_line = pem.lines().nth(5).unwrap();
+    let json = serde_json::json!({"token_url": "https://a.example/t", "client_id": "c",
+        "private_key": [key("test-only-p256.jwk.json"), pem.clone()]});
+    let options: tokenwell::ConfigOptions = serde_json::from_value(json.clone()).unwrap();
+    let mut cache = TokenCache::new(Config::from_json(&json.to_string()).unwrap(), 1);
+    let _ = cache.poll(T0);
+    let text = format!("{options:?} {:?} {cache:?} {:?}", cache.config(), cache.config().keys());
+    for secret in [d, pem_line] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    assert!(text.contains("PrivateKey(ES256 kid=\"test-only-p256\" [redacted])"), "{text}");
+    let public = cache.config().keys()[0].public_jwk();
+    assert_eq!(
+        (public["x"].clone(), public["kid"].clone(), public["use"].clone()),
+        (jwk["x"].clone(), jwk["kid"].clone(), "sig".into())
+    );
+    assert!(public.get("d").is_none());
+}

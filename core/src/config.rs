@@ -649,7 +649,16 @@ pub(crate) fn validate_endpoint_url(
     if raw.is_empty() {
         return Err(ConfigError::new(field, "is required"));
     }
-    let parsed = url::Url::parse(raw).map_err(|e| ConfigError::new(field, format!("is not a valid URL ({e})")))?;
+    let parsed = url::Url::parse(raw).map_err(|e| match e {
+        // Every build links `idna` without its Unicode tables (idna_adapter
+        // 1.0.0, pinned in Cargo.lock: a third of the wasm engine's size), so
+        // every host refuses an internationalized host name the same way.
+        url::ParseError::IdnaError => ConfigError::new(
+            field,
+            "has a host name that is not ASCII: write it in its punycode form (https://xn--...)",
+        ),
+        e => ConfigError::new(field, format!("is not a valid URL ({e})")),
+    })?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ConfigError::new(field, "must not contain credentials (user:password@)"));
     }

@@ -127,10 +127,13 @@ def scenario(name, description, covers, cfg, steps, entropy=0):
     )
 
 
-def config_error(name, description, cfg, field):
+def config_error(name, description, cfg, field, problem=None):
+    """A configuration the engine refuses: the field at fault and, since every
+    host shows the engine's own wording, the problem word for word."""
+    expected = {"field": field} if problem is None else {"field": field, "problem": problem}
     SCENARIOS.append(
         {"name": name, "description": description, "covers": ["configuration"], "config": cfg,
-         "expect_config_error": {"field": field}}
+         "expect_config_error": expected}
     )
 
 
@@ -297,25 +300,41 @@ scenario(
 
 # ---- 2. configuration errors ------------------------------------------------------------
 
-config_error("config-missing-token-url", "token_url is required.", config(token_url=None), "token_url")
-config_error("config-bad-url", "token_url must be a URL.", config(token_url="hydra/oauth2/token"), "token_url")
+config_error("config-missing-token-url", "token_url is required.", config(token_url=None), "token_url",
+             problem="is required")
+config_error("config-bad-url", "token_url must be a URL.", config(token_url="hydra/oauth2/token"), "token_url",
+             problem="is not a valid URL (relative URL without a base)")
+config_error("config-non-ascii-host", "An internationalized host name must be written in punycode (every "
+             "build leaves out the Unicode IDNA tables).", config(token_url="https://b\u00fccher.example/t"), "token_url",
+             problem="has a host name that is not ASCII: write it in its punycode form (https://xn--...)")
 config_error("config-http-not-loopback", "http to a remote host is refused.",
-             config(token_url="http://auth.example/oauth2/token"), "token_url")
+             config(token_url="http://auth.example/oauth2/token"), "token_url",
+             problem="must use https (plain http is allowed only for loopback hosts unless allow_insecure_http is set)")
 config_error("config-url-with-credentials", "Credentials in the URL are refused (and not echoed).",
-             config(token_url="https://user:pw@auth.example/t"), "token_url")
-config_error("config-empty-client-id", "client_id must not be empty.", config(client_id=""), "client_id")
-config_error("config-no-secret", "A secret is required.", config(client_secret=None), "client_secret")
+             config(token_url="https://user:pw@auth.example/t"), "token_url",
+             problem="must not contain credentials (user:password@)")
+config_error("config-empty-client-id", "client_id must not be empty.", config(client_id=""), "client_id",
+             problem="must not be empty")
+config_error("config-no-secret", "A secret is required.", config(client_secret=None), "client_secret",
+             problem="is required (or private_key for private_key_jwt)")
 config_error("config-empty-secret-in-list", "Every secret must be non-empty.", config(client_secret=["a", ""]),
-             "client_secret[1]")
+             "client_secret[1]",
+             problem="must not be empty")
 config_error("config-empty-scope-token", "An empty scope token is refused.", config(scope=["billing:read", ""]),
-             "scope[1]")
+             "scope[1]",
+             problem="empty scope token")
 config_error("config-scope-with-space", "A list element holding a space is not one scope token.",
-             config(scope=["billing:read billing:write"]), "scope[0]")
-config_error("config-bad-auth-method", "auth_method is one of two names.", config(auth_method="basic"), "auth_method")
-config_error("config-unknown-option", "Unknown options are refused by name.", config(refresh_margin=5), "refresh_margin")
+             config(scope=["billing:read billing:write"]), "scope[0]",
+             problem="contains ' ', which RFC 6749 §3.3 does not allow in a scope token")
+config_error("config-bad-auth-method", "auth_method is one of two names.", config(auth_method="basic"), "auth_method",
+             problem="must be \"client_secret_basic\", \"client_secret_post\", \"private_key_jwt\" or \"client_secret_jwt\"")
+config_error("config-unknown-option", "Unknown options are refused by name.", config(refresh_margin=5), "refresh_margin",
+             problem="is not a known option")
 config_error("config-reserved-extra-param", "extra_params cannot override grant_type.",
-             config(extra_params=[["grant_type", "password"]]), "extra_params")
-config_error("config-empty-audience", "An empty audience is refused.", config(audience=["a", " "]), "audience[1]")
+             config(extra_params=[["grant_type", "password"]]), "extra_params",
+             problem="\"grant_type\" is set by the engine and cannot be overridden")
+config_error("config-empty-audience", "An empty audience is refused.", config(audience=["a", " "]), "audience[1]",
+             problem="must not be empty")
 
 # ---- 3. response parsing and lifetimes ---------------------------------------------------
 
@@ -1433,34 +1452,49 @@ scenario("request-basic-named-explicitly", "auth_method client_secret_basic name
          [send(T, 1, headers=headers(), body="grant_type=client_credentials")])
 
 config_error("config-empty-secret", "A single empty secret is refused, named without an index.", config(client_secret=""),
-             "client_secret")
+             "client_secret",
+             problem="must not be empty")
 config_error("config-secret-with-line-feed", "A secret holding a line feed (a file read raw) is refused.",
-             config(client_secret="s3cr3t\n"), "client_secret")
+             config(client_secret="s3cr3t\n"), "client_secret",
+             problem="must not contain line breaks or NUL (was the secret file read raw?)")
 config_error("config-secret-with-carriage-return", "A secret holding a carriage return is refused.",
-             config(client_secret="s3cr3t\r"), "client_secret")
+             config(client_secret="s3cr3t\r"), "client_secret",
+             problem="must not contain line breaks or NUL (was the secret file read raw?)")
 config_error("config-secret-with-nul", "A secret holding NUL is refused.", config(client_secret="s3cr\u0000t"),
-             "client_secret")
+             "client_secret",
+             problem="must not contain line breaks or NUL (was the secret file read raw?)")
 config_error("config-url-with-user-only", "A user name alone in the URL is refused like user:password.",
-             config(token_url="https://svc@auth.example/t"), "token_url")
-config_error("config-refresh-ahead-zero", "refresh_ahead must be above 0.", config(refresh_ahead=0), "refresh_ahead")
-config_error("config-refresh-ahead-one", "refresh_ahead must be below 1.", config(refresh_ahead=1), "refresh_ahead")
+             config(token_url="https://svc@auth.example/t"), "token_url",
+             problem="must not contain credentials (user:password@)")
+config_error("config-refresh-ahead-zero", "refresh_ahead must be above 0.", config(refresh_ahead=0), "refresh_ahead",
+             problem="must be a fraction between 0 and 1 (exclusive)")
+config_error("config-refresh-ahead-one", "refresh_ahead must be below 1.", config(refresh_ahead=1), "refresh_ahead",
+             problem="must be a fraction between 0 and 1 (exclusive)")
 config_error("config-jitter-negative", "refresh_ahead_jitter cannot be negative.", config(refresh_ahead_jitter=-0.01),
-             "refresh_ahead_jitter")
+             "refresh_ahead_jitter",
+             problem="must be >= 0 and keep refresh_ahead +/- jitter strictly between 0 and 1")
 config_error("config-jitter-reaches-zero", "refresh_ahead - jitter must stay above 0.",
-             config(refresh_ahead=0.25, refresh_ahead_jitter=0.25), "refresh_ahead_jitter")
+             config(refresh_ahead=0.25, refresh_ahead_jitter=0.25), "refresh_ahead_jitter",
+             problem="must be >= 0 and keep refresh_ahead +/- jitter strictly between 0 and 1")
 config_error("config-jitter-reaches-one", "refresh_ahead + jitter must stay below 1.",
-             config(refresh_ahead=0.75, refresh_ahead_jitter=0.25), "refresh_ahead_jitter")
+             config(refresh_ahead=0.75, refresh_ahead_jitter=0.25), "refresh_ahead_jitter",
+             problem="must be >= 0 and keep refresh_ahead +/- jitter strictly between 0 and 1")
 config_error("config-response-limit-too-small", "max_response_bytes is at least 64.", config(max_response_bytes=63),
-             "max_response_bytes")
+             "max_response_bytes",
+             problem="must be between 64 and 16777216")
 config_error("config-response-limit-too-large", "max_response_bytes is at most 16 MiB.",
-             config(max_response_bytes=16 * 1024 * 1024 + 1), "max_response_bytes")
+             config(max_response_bytes=16 * 1024 * 1024 + 1), "max_response_bytes",
+             problem="must be between 64 and 16777216")
 YEAR = 365 * 86_400_000
 config_error("config-duration-below-its-range", "A duration below its range is refused by name (the hold is at least "
-             "1 ms).", config(config_error_hold_ms=0), "config_error_hold_ms")
+             "1 ms).", config(config_error_hold_ms=0), "config_error_hold_ms",
+             problem="must be between 1 and 86400000 (got 0)")
 config_error("config-duration-above-its-range", "A duration above its range is refused by name (the margin is at most "
-             "a year).", config(refresh_margin_ms=YEAR + 1), "refresh_margin_ms")
+             "a year).", config(refresh_margin_ms=YEAR + 1), "refresh_margin_ms",
+             problem="must be between 0 and 31536000000 (got 31536000001)")
 config_error("config-max-lifetime-below-min", "max_lifetime_ms cannot be below min_lifetime_ms.",
-             config(min_lifetime_ms=5_000, max_lifetime_ms=4_999), "max_lifetime_ms")
+             config(min_lifetime_ms=5_000, max_lifetime_ms=4_999), "max_lifetime_ms",
+             problem="must be between 5000 and 31536000000 (got 4999)")
 scenario("config-accepts-the-lower-bounds", "Every range includes its lower end.", ["configuration"],
          config(max_response_bytes=64, config_error_hold_ms=1, request_timeout_ms=1, backoff_initial_ms=1,
                 backoff_max_ms=1, backoff_min_ms=0, max_retry_after_ms=0, invalidate_min_interval_ms=0,

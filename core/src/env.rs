@@ -606,6 +606,47 @@ mod tests {
     }
 
     #[test]
+    fn the_key_file_is_read_by_the_host_and_explicit_keys_replace_it() {
+        let e = env(&[("CLIENT_ID", "c"), ("ISSUER_URL", "https://a.example"), ("CLIENT_PRIVATE_KEY_FILE", "/k")]);
+        let merged = merge_env(ExplicitOptions::default(), read_env("", &e).unwrap());
+        assert_eq!(
+            (merged.key_file.as_deref(), merged.key_file_source.as_deref()),
+            (Some("/k"), Some("CLIENT_PRIVATE_KEY_FILE"))
+        );
+        let error = merged.clone().into_config(None).unwrap_err();
+        assert_eq!(
+            (error.field.as_str(), error.problem.as_str()),
+            ("CLIENT_PRIVATE_KEY_FILE", "the key file was not read")
+        );
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/conformance/keys/test-only-p256.pkcs8.pem"
+        ))
+        .unwrap();
+        let config = merged.into_config_with_keys(None, Some(&pem)).unwrap();
+        assert_eq!((config.key_count(), config.issuer()), (1, Some("https://a.example")));
+        let explicit = ExplicitOptions {
+            options: ConfigOptions {
+                private_key: Some(SecretOrSecrets::One(pem.as_str().into())),
+                ..Default::default()
+            },
+            ..ExplicitOptions::default()
+        };
+        let merged = merge_env(explicit, read_env("", &e).unwrap());
+        assert_eq!((merged.key_file.as_deref(), merged.key_file_source.as_deref()), (None, None));
+        assert_eq!(merged.into_config(None).unwrap().key_count(), 1);
+        // An algorithm that is not an HMAC one applies to the key file's keys.
+        let e = env(&[("CLIENT_ID", "c"), ("TOKEN_URL", "https://a.example/t"), ("CLIENT_PRIVATE_KEY_FILE", "/k")]);
+        let explicit = ExplicitOptions {
+            options: ConfigOptions { assertion_signing_alg: Some("RS256".into()), ..Default::default() },
+            ..ExplicitOptions::default()
+        };
+        let error = merge_env(explicit, read_env("", &e).unwrap()).into_config_with_keys(None, Some(&pem)).unwrap_err();
+        assert_eq!(error.field, "CLIENT_PRIVATE_KEY_FILE");
+        assert_eq!(error.problem, "the key file, key 1: algorithm RS256 does not fit this key type");
+    }
+
+    #[test]
     fn secret_file_forms() {
         let e = options_from_env(
             "",

@@ -595,6 +595,46 @@ mod tests {
     }
 
     #[test]
+    fn equality_is_material_alg_and_kid() {
+        let jwk = parse_private_keys(&read("test-only-rsa-2048.jwk.json"), None).unwrap().remove(0);
+        let pem = parse_private_keys(&read("test-only-rsa-2048.pkcs8.pem"), None).unwrap().remove(0);
+        assert_eq!((jwk.alg(), pem.alg()), (SigningAlg::RS256, SigningAlg::RS256));
+        assert_ne!(jwk, pem, "same key and alg, another kid");
+        let p384 = parse_private_keys(&read("test-only-p384.pkcs8.pem"), None).unwrap().remove(0);
+        assert_eq!(p384, p384.clone());
+        assert_ne!(p384, pem);
+    }
+
+    #[test]
+    fn a_jwk_mixing_two_keys_is_refused() {
+        let mut rsa: Value = serde_json::from_str(&read("test-only-rsa-2048.jwk.json")).unwrap();
+        rsa["p"] = rsa["q"].clone();
+        assert_eq!(
+            parse_private_keys(&rsa.to_string(), None).unwrap_err(),
+            "key 1: is not a consistent RSA private key"
+        );
+        let mut ec: Value = serde_json::from_str(&read("test-only-p256.jwk.json")).unwrap();
+        ec["y"] = ec["x"].clone();
+        assert_eq!(
+            parse_private_keys(&ec.to_string(), None).unwrap_err(),
+            "key 1: is not a consistent P-256 private key"
+        );
+        let mut ec: Value = serde_json::from_str(&read("test-only-p256.jwk.json")).unwrap();
+        ec["x"] = ec["y"].clone();
+        assert!(parse_private_keys(&ec.to_string(), None).is_err());
+        // Without p and q the primes are recovered from n, e and d.
+        let mut rsa: Value = serde_json::from_str(&read("test-only-rsa-2048.jwk.json")).unwrap();
+        rsa.as_object_mut().unwrap().remove("q");
+        assert!(parse_private_keys(&rsa.to_string(), None).is_ok());
+    }
+
+    #[test]
+    fn parsed_json_is_overwritten_before_it_is_dropped() {
+        let scrubbed = json_zeroized(serde_json::json!({"d": "secret", "keys": [{"k": "x"}], "n": 5}));
+        assert_eq!(scrubbed, serde_json::json!({"d": "", "keys": [{"k": ""}], "n": 5}));
+    }
+
+    #[test]
     fn algorithm_names_round_trip() {
         for alg in SigningAlg::ALL {
             assert_eq!(SigningAlg::parse(alg.as_str()), Some(alg));

@@ -155,3 +155,107 @@ fn no_output_shows_a_private_key() {
     );
     assert!(public.get("d").is_none());
 }
+
+fn config_field(json: serde_json::Value) -> Result<Config, (String, String)> {
+    Config::from_json(&json.to_string()).map_err(|e| (e.field, e.problem))
+}
+
+#[test]
+fn which_credentials_each_method_needs() {
+    let ec = key("test-only-p256.pkcs8.pem");
+    let ok = config_field(serde_json::json!({"issuer": "https://a.example", "client_id": "c", "private_key": ec}));
+    assert_eq!(ok.unwrap().auth_method(), AuthMethod::PrivateKeyJwt, "keys only: private_key_jwt");
+    for (method, url) in [("client_secret_basic", "token_url"), ("client_secret_post", "issuer")] {
+        let refused = config_field(serde_json::json!({url: "https://a.example/t", "client_id": "c",
+            "private_key": ec, "auth_method": method}));
+        assert_eq!(refused.unwrap_err().0, "client_secret", "{method}");
+    }
+    let refused = config_field(serde_json::json!({"token_url": "https://a.example/t", "client_id": "c",
+        "private_key": ec, "client_secret": []}));
+    assert_eq!(refused.unwrap_err().0, "client_secret", "an empty secret list is still refused");
+    let none = config_field(serde_json::json!({"issuer": "https://a.example", "client_id": "c"}));
+    assert_eq!(
+        none.unwrap_err(),
+        ("client_secret".to_owned(), "is required (or private_key for private_key_jwt)".to_owned())
+    );
+    let both = config_field(serde_json::json!({"token_url": "https://a.example/t", "client_id": "c",
+        "private_key": ec, "client_secret": "s"}));
+    assert_eq!(both.unwrap().auth_method(), AuthMethod::ClientSecretBasic, "a secret keeps the default");
+}
+
+#[test]
+fn assertion_options_are_checked_by_name() {
+    let base = || serde_json::json!({"token_url": "https://a.example/t", "client_id": "c", "client_secret": "s"});
+    let with = |pairs: &[(&str, serde_json::Value)]| {
+        let mut json = base();
+        for (name, value) in pairs {
+            json[*name] = value.clone();
+        }
+        config_field(json)
+    };
+    let field = |pairs: &[(&str, serde_json::Value)]| with(pairs).map(|_| String::new()).unwrap_or_else(|e| e.0);
+    let ec = serde_json::Value::from(key("test-only-p256.pkcs8.pem"));
+    let pkj = serde_json::Value::from("private_key_jwt");
+    assert_eq!(
+        field(&[("auth_method", pkj.clone()), ("private_key", ec.clone()), ("assertion_signing_alg", "HS256".into())]),
+        "assertion_signing_alg"
+    );
+    assert_eq!(field(&[("assertion_signing_alg", "XS1".into())]), "assertion_signing_alg");
+    assert_eq!(field(&[("assertion_audience", "somewhere".into())]), "assertion_audience");
+    assert_eq!(field(&[("assertion_audience", "token_endpoint".into())]), "");
+    assert_eq!(field(&[("assertion_lifetime_ms", 999.into())]), "assertion_lifetime_ms");
+    assert_eq!(field(&[("assertion_lifetime_ms", 1_000.into())]), "");
+    assert_eq!(field(&[("assertion_lifetime_ms", 600_000.into())]), "");
+    assert_eq!(field(&[("discovery_refresh_ms", 59_999.into())]), "discovery_refresh_ms");
+    assert_eq!(field(&[("discovery_refresh_ms", 60_000.into())]), "");
+    assert_eq!(field(&[("discovery_refresh_ms", (7 * 86_400_000u64).into())]), "");
+    assert_eq!(field(&[("discovery_refresh_ms", (7 * 86_400_000u64 + 1).into())]), "discovery_refresh_ms");
+    assert_eq!(field(&[("extra_params", serde_json::json!([["client_assertion", "x"]]))]), "extra_params");
+    assert_eq!(field(&[("extra_params", serde_json::json!([["client_assertion_type", "x"]]))]), "extra_params");
+    for (name, value, problem) in [
+        ("private_key", serde_json::json!(5), "must be a string or a list of strings"),
+        ("issuer", serde_json::json!(5), "must be a string"),
+        ("assertion_signing_alg", serde_json::json!(5), "must be a string"),
+        ("assertion_audience", serde_json::json!(5), "must be a string"),
+    ] {
+        assert_eq!(with(&[(name, value)]).unwrap_err(), (name.to_owned(), problem.to_owned()));
+    }
+    // client_secret_jwt with HS512; PS256 as the default of RSA keys that name no alg.
+    let hs = with(&[("auth_method", "client_secret_jwt".into()), ("assertion_signing_alg", "HS512".into())]).unwrap();
+    let header = assertion_header(&sent_body(&mut TokenCache::new(hs, 1), T0));
+    assert_eq!(header, serde_json::json!({"alg": "HS512", "typ": "JWT"}));
+    let rsa = serde_json::Value::from(key("test-only-rsa-2048.pkcs8.pem"));
+    let ps = with(&[("auth_method", pkj), ("private_key", rsa), ("assertion_signing_alg", "PS256".into())]).unwrap();
+    assert_eq!(assertion_header(&sent_body(&mut TokenCache::new(ps, 1), T0))["alg"], "PS256");
+}
+
+#[test]
+fn a_document_is_fetched_again_exactly_at_its_refresh_time() {
+    let json = serde_json::json!({"issuer": "https://auth.example", "client_id": "c", "client_secret": "s",
+        "discovery_refresh_ms": 60_000, "refresh_ahead_jitter": 0});
+    let doc = br#"{"issuer":"https://auth.example","token_endpoint":"https://auth.example/token"}"#;
+    let short = br#"{"access_token":"a","expires_in":10}"#;
+    // A document read at T0 and a token that is unusable from T0 + 5 s.
+    let primed = || {
+        let mut cache = TokenCache::new(Config::from_json(&json.to_string()).unwrap(), 1);
+        let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+        let _ = cache.handle_response(request.fetch_id, 200, &[], doc, T0);
+        let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+        cache.handle_response(request.fetch_id, 200, &[], short, T0).unwrap();
+        cache
+    };
+    let method_at = |now: u64| match primed().poll(now) {
+        PollResult::Send { request } => request.http.method.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(method_at(T0 + 59_999), "POST", "the document still serves");
+    assert_eq!(method_at(T0 + 60_000), "GET", "due at its refresh time");
+    // A clock that went back shifts the refresh time with it.
+    let mut cache = TokenCache::new(Config::from_json(&json.to_string()).unwrap(), 1);
+    let PollResult::Send { request } = cache.poll(T0 + 10_000) else { panic!() };
+    let _ = cache.handle_response(request.fetch_id, 200, &[], doc, T0 + 10_000);
+    let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+    cache.handle_response(request.fetch_id, 200, &[], short, T0).unwrap();
+    let PollResult::Send { request } = cache.poll(T0 + 60_000) else { panic!() };
+    assert_eq!(request.http.method, "GET", "10 s back: the document is due 10 s earlier");
+}

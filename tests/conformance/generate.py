@@ -1852,6 +1852,36 @@ scenario("discovery-refresh-outage-keeps-the-document", "A periodic refresh of t
              poll(tt["refresh_at"] + 11, result="ready_and_send", request=secret_post(4)),
          ])
 
+scenario("discovery-refetch-after-404-in-an-outage-backs-off", "The document asked for again after a token-endpoint "
+         "404 meets a 503: the endpoint that answered 404 is not used again; the engine backs off.",
+         ["discovery", "endpoint not found", "backoff"], disc_config(), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send"),
+             respond(T + 20, 2, 404, "", result="error"),
+             poll(T + 21, result="send", request=get(3, AS_META)),
+             {**respond(T + 30, 3, 503, ""), "expect": err("server_error", retryable=True, retry_at=T + 1030)},
+             fail(T + 40, "server_error"),
+             poll(T + 1030, result="send", request=get(4, AS_META)),
+         ])
+
+tt = times(T + 20, 3_600_000)
+scenario("discovery-refresh-when-the-token-expired", "The document is due when the token has expired: the token "
+         "request that follows the metadata is started for the reason 'expired'.", ["discovery"],
+         disc_config(discovery_refresh_ms=600_000), [
+             poll(T, result="send"),
+             *discovered(T + 10, 1, metadata()),
+             poll(T + 11, result="send"),
+             got(T + 20, 2),
+             drain(),
+             poll(tt["usable_until"], result="send", request=get(3, AS_META)),
+             *discovered(tt["usable_until"] + 10, 3, metadata()),
+             poll(tt["usable_until"] + 11, result="send", request=secret_post(4)),
+             events({"type": "discovery_started", "fetch_id": 3, "cause": "interval"},
+                    {"type": "discovery_completed", "fetch_id": 3},
+                    {"type": "refresh_started", "fetch_id": 4, "reason": "expired"}),
+         ])
+
 config_error("config-issuer-http-not-loopback", "issuer is checked like token_url.",
              disc_config(issuer="http://auth.example"), "issuer")
 config_error("config-issuer-with-query", "An issuer has no query (RFC 8414 §2).",

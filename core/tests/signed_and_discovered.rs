@@ -259,3 +259,30 @@ fn a_document_is_fetched_again_exactly_at_its_refresh_time() {
     let PollResult::Send { request } = cache.poll(T0 + 60_000) else { panic!() };
     assert_eq!(request.http.method, "GET", "10 s back: the document is due 10 s earlier");
 }
+
+/// A document that changes the method restarts the fallback: the secret that
+/// worked says nothing about which key will.
+#[test]
+fn a_new_method_starts_from_the_first_credential() {
+    let json = serde_json::json!({"issuer": "https://auth.example", "client_id": "c", "client_secret": ["s0", "s1"],
+        "private_key": [key("test-only-p256.pkcs8.pem"), key("test-only-rsa-2048.pkcs8.pem")]});
+    let mut cache = TokenCache::new(Config::from_json(&json.to_string()).unwrap(), 1);
+    let respond = |cache: &mut TokenCache, now: u64, status: u16, body: &[u8]| {
+        let PollResult::Send { request } = cache.poll(now) else { panic!("expected a request") };
+        let _ = cache.handle_response(request.fetch_id, status, &[], body, now);
+        request.http
+    };
+    let basic_only = br#"{"issuer":"https://auth.example","token_endpoint":"https://auth.example/token",
+        "token_endpoint_auth_methods_supported":["client_secret_basic"]}"#;
+    respond(&mut cache, T0, 200, basic_only);
+    respond(&mut cache, T0 + 1, 401, br#"{"error":"invalid_client"}"#);
+    let second = respond(&mut cache, T0 + 2, 200, br#"{"access_token":"a","expires_in":10}"#);
+    assert_eq!(second.header("authorization"), Some(tokenwell::basic_authorization("c", &"s1".into()).as_str()));
+    respond(&mut cache, T0 + 10_000, 404, b"");
+    let keys_only = br#"{"issuer":"https://auth.example","token_endpoint":"https://auth.example/token",
+        "token_endpoint_auth_methods_supported":["private_key_jwt"]}"#;
+    let get = respond(&mut cache, T0 + 10_001, 200, keys_only);
+    assert_eq!(get.method, "GET");
+    let PollResult::Send { request } = cache.poll(T0 + 10_002) else { panic!() };
+    assert_eq!(assertion_header(&request.http.body)["alg"], "ES256", "key 0, not key 1");
+}

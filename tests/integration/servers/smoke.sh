@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke check of the loopback servers, with curl and the hydra CLI only.
+# Smoke check of the loopback servers, with curl, openssl and the hydra CLI only.
 # Run under the harness:
 #
 #   tests/integration/servers/with-servers.sh tests/integration/servers/smoke.sh
@@ -9,6 +9,15 @@
 # (properly form-urlencoded in HTTP Basic), the short-TTL client, and a wrong
 # secret answered 401 invalid_client. For Hydra, `hydra introspect token`
 # must say active with sub == client_id.
+#
+# Client assertions (RFC 7523, signed here with openssl: RS256, ES256,
+# HS256): Hydra's private_key_jwt clients get tokens, a replayed assertion
+# (same jti) is refused, a wrong key is refused, and the rotating client's
+# key set is changed through the admin API (new key added, old removed, then
+# restored). Keycloak (unless "keycloak" is null): the secret client, the
+# signed-JWT client (RS256 and ES256, aud = token endpoint and = issuer), the
+# client_secret_jwt client, a replay, and the short-TTL client. The replay
+# answers are printed as "note" lines.
 #
 # Ends with the line "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
@@ -23,7 +32,7 @@ bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '
 check() { # NAME JQ-EXPR JSON : pass if the expression is true on the JSON
   if jq -e "$2" >/dev/null 2>&1 <<<"$3"; then ok "$1"; else bad "$1" "$3"; fi
 }
-j() { jq -r "$1" "$S"; }
+j() { jq -r "$@" "$S"; } # [JQ-FLAGS] FILTER
 urlenc() { jq -rn --arg v "$1" '$v | @uri'; }
 
 # token_basic URL ID SECRET [FORM...]: HTTP Basic with id and secret
@@ -53,6 +62,45 @@ jwt_payload() { # prints the JSON payload of a JWT
   while ((${#p} % 4)); do p+='='; done
   base64 -d <<<"$p"
 }
+
+
+# --------------------------------------------------------------------------
+# Client assertions with openssl only.
+# --------------------------------------------------------------------------
+ASSERTION_TYPE=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+# assertion KEY ALG KID ISS AUD [JTI]: a signed client assertion. KEY is a
+# PEM private key path (RS256, ES256) or the secret (HS256). iss = sub = ISS.
+assertion() {
+  local key=$1 alg=$2 kid=$3 iss=$4 aud=$5 jti=${6:-} now input sig r s
+  now=$(date +%s)
+  [[ -n $jti ]] || jti=$(openssl rand -hex 16)
+  input="$(printf '%s' "$(jq -cn --arg alg "$alg" --arg kid "$kid" \
+    '{alg: $alg, typ: "JWT"} + (if $kid == "" then {} else {kid: $kid} end)')" | b64url).$(printf '%s' "$(jq -cn \
+    --arg iss "$iss" --arg aud "$aud" --arg jti "$jti" --argjson now "$now" \
+    '{iss: $iss, sub: $iss, aud: $aud, iat: $now, exp: ($now + 60), jti: $jti}')" | b64url)"
+  case $alg in
+    RS256) sig=$(printf '%s' "$input" | openssl dgst -sha256 -sign "$key" -binary | b64url) ;;
+    HS256) sig=$(printf '%s' "$input" | openssl dgst -sha256 -mac HMAC -macopt "key:$key" -binary | b64url) ;;
+    ES256) # DER ECDSA-Sig-Value -> the 64-byte r || s that JWS wants
+      read -r r s < <(printf '%s' "$input" | openssl dgst -sha256 -sign "$key" -binary |
+        openssl asn1parse -inform DER | awk -F: '/INTEGER/ { printf "%s ", $NF } END { print "" }')
+      fix() { local h=$1; while ((${#h} > 64)); do h=${h#??}; done; while ((${#h} < 64)); do h=0$h; done; echo "$h"; }
+      sig=$(printf '%s%s' "$(fix "$r")" "$(fix "$s")" | xxd -r -p | b64url) ;;
+    *) echo "assertion: unsupported alg $alg" >&2; return 1 ;;
+  esac
+  printf '%s.%s' "$input" "$sig"
+}
+# token_assert URL CLIENT_ID ASSERTION [FORM...]: prints "BODY\nSTATUS".
+token_assert() {
+  local url=$1 id=$2 a=$3
+  shift 3
+  curl -sS --max-time 10 -o - -w '\n%{http_code}' -d grant_type=client_credentials \
+    --data-urlencode "client_id=$id" -d "client_assertion_type=$ASSERTION_TYPE" \
+    --data-urlencode "client_assertion=$a" "$@" "$url"
+}
+with_status() { jq -c --arg s "$STATUS" '. + {http_status: $s}' <<<"$BODY" 2>/dev/null || echo "$STATUS $BODY"; }
+note() { printf 'note %s\n' "$*"; }
 
 for srv in hydra oidc_provider; do
   echo "# $srv"
@@ -133,6 +181,120 @@ for srv in hydra oidc_provider; do
     done
   fi
 done
+
+# --------------------------------------------------------------------------
+# Hydra: private_key_jwt
+# --------------------------------------------------------------------------
+echo "# hydra private_key_jwt"
+h_token=$(j .hydra.token_url)
+h_aud=$(j .hydra.assertion_audience)
+hk() { j ".hydra.jwt_clients.$1.keys[0].$2"; } # ROLE FIELD
+hid() { j ".hydra.jwt_clients.$1.client_id"; }
+AUDIENCE_H=$(j '.hydra.jwt_clients.rs256.audience[0]')
+for role in rs256 es256; do
+  a=$(assertion "$(hk $role private_key_file)" "$(hk $role alg)" "$(hk $role kid)" "$(hid $role)" "$h_aud")
+  split "$(token_assert "$h_token" "$(hid $role)" "$a" -d "scope=billing:read" --data-urlencode "audience=$AUDIENCE_H")"
+  check "hydra private_key_jwt $role: 200 with a bearer token" \
+    "$STATUS == 200 and (.access_token | length > 0) and .scope == \"billing:read\"" "$(with_status)"
+done
+# Replay: the ES256 assertion above, sent again.
+split "$(token_assert "$h_token" "$(hid es256)" "$a")"
+check "hydra private_key_jwt replayed assertion (same jti): refused with 4xx" "$STATUS >= 400 and $STATUS < 500 and (.error | length > 0)" "$(with_status)"
+note "hydra replay -> $(with_status)"
+# aud = the issuer instead of the token endpoint: record what Hydra says.
+a=$(assertion "$(hk rs256 private_key_file)" RS256 "$(hk rs256 kid)" "$(hid rs256)" "$(j .hydra.issuer)")
+split "$(token_assert "$h_token" "$(hid rs256)" "$a")"
+note "hydra aud=issuer (not the token endpoint) -> $(with_status)"
+# Wrong key: the RS256 client's id, signed with the ES256 client's key.
+a=$(assertion "$(hk es256 private_key_file)" ES256 "$(hk es256 kid)" "$(hid rs256)" "$h_aud")
+split "$(token_assert "$h_token" "$(hid rs256)" "$a")"
+check "hydra private_key_jwt with a key the client does not have: 401 invalid_client" \
+  "$STATUS == 401 and .error == \"invalid_client\"" "$(with_status)"
+note "hydra wrong key -> $(with_status)"
+
+# Rotation on the rotating client, through the admin API (JSON Patch).
+rot=$(hid rotating)
+old_pem=$(hk rotating private_key_file) old_kid=$(hk rotating kid)
+new_pem=$(j .hydra.jwt_clients.rotating.next_key.private_key_file) new_kid=$(j .hydra.jwt_clients.rotating.next_key.kid)
+old_jwk=$(j -c '.hydra.jwt_clients.rotating.keys[0].public_jwk') new_jwk=$(j -c '.hydra.jwt_clients.rotating.next_key.public_jwk')
+set_jwks() { # JWKS-JSON
+  curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/json' \
+    --data-binary "[{\"op\":\"replace\",\"path\":\"/jwks\",\"value\":$1}]" "$(j .hydra.admin_url)/admin/clients/$rot"
+}
+rot_call() { # PEM KID: a token request of the rotating client; sets STATUS, BODY
+  split "$(token_assert "$h_token" "$rot" "$(assertion "$1" ES256 "$2" "$rot" "$h_aud")")"
+}
+rot_call "$new_pem" "$new_kid"
+check "hydra rotating: the new key is refused before it is added" "$STATUS >= 400 and $STATUS < 500" "$(with_status)"
+note "hydra key not in the client's key set (same alg) -> $(with_status)"
+check "hydra rotating: PATCH /admin/clients/{id} adds the new key" '. == 200' "$(set_jwks "{\"keys\":[$new_jwk,$old_jwk]}")"
+rot_call "$new_pem" "$new_kid"
+check "hydra rotating: new key accepted at once" "$STATUS == 200" "$(with_status)"
+rot_call "$old_pem" "$old_kid"
+check "hydra rotating: old key still accepted" "$STATUS == 200" "$(with_status)"
+check "hydra rotating: PATCH removes the old key" '. == 200' "$(set_jwks "{\"keys\":[$new_jwk]}")"
+rot_call "$old_pem" "$old_kid"
+check "hydra rotating: old key refused at once" "$STATUS >= 400 and $STATUS < 500" "$(with_status)"
+rot_call "$new_pem" "$new_kid"
+check "hydra rotating: new key accepted" "$STATUS == 200" "$(with_status)"
+check "hydra rotating: key set restored (old key only)" '. == 200' "$(set_jwks "{\"keys\":[$old_jwk]}")"
+
+# --------------------------------------------------------------------------
+# Keycloak
+# --------------------------------------------------------------------------
+if [[ $(j '.keycloak') == null ]]; then
+  echo "# keycloak: skipped (TOKENWELL_KEYCLOAK=0)"
+else
+  echo "# keycloak"
+  k_token=$(j .keycloak.token_url)
+  k_iss=$(j .keycloak.issuer)
+  kaud=$(j .keycloak.default_audience)
+  kc() { j ".keycloak.clients.$1.$2"; }
+  split "$(token_basic "$k_token" "$(kc basic client_id)" "$(kc basic client_secret)" -d "scope=billing:read billing:write")"
+  check "keycloak secret client (basic): 200 with a bearer token" \
+    "$STATUS == 200 and (.access_token | length > 0) and (.token_type | ascii_downcase) == \"bearer\" and .expires_in > 0" "$(with_status)"
+  check "keycloak secret client: both scopes granted" '(.scope | split(" ")) as $s | ($s | index("billing:read")) != null and ($s | index("billing:write")) != null' "$BODY"
+  payload=$(jwt_payload "$(jq -r '.access_token // ""' <<<"$BODY")" 2>/dev/null || echo '{}')
+  check "keycloak access token: JWT with iss, azp == client_id and the billing audience" \
+    "(.iss == \"$k_iss\") and (.azp == \"$(kc basic client_id)\") and ((.aud | if type == \"array\" then . else [.] end) | index(\"$kaud\") != null)" "$payload"
+  split "$(token_post "$k_token" "$(kc basic client_id)" "$(kc basic client_secret)")"
+  check "keycloak secret client (post): 200" "$STATUS == 200 and (.access_token | length > 0)" "$(with_status)"
+  split "$(token_basic "$k_token" "$(kc basic client_id)" "wrong-$(kc basic client_secret)")"
+  # Keycloak says unauthorized_client here (Hydra and oidc-provider: invalid_client).
+  check "keycloak wrong secret: 401 unauthorized_client" "$STATUS == 401 and .error == \"unauthorized_client\"" "$(with_status)"
+  note "keycloak wrong secret -> $(with_status)"
+  ttl=$(kc short_ttl access_token_ttl_seconds)
+  split "$(token_basic "$k_token" "$(kc short_ttl client_id)" "$(kc short_ttl client_secret)")"
+  check "keycloak short_ttl: expires_in <= $ttl" "$STATUS == 200 and .expires_in > 0 and .expires_in <= $ttl" "$(with_status)"
+
+  kj() { j ".keycloak.jwt_clients.private_key_jwt.$1"; }
+  kid_=$(kj client_id)
+  for i in 0 1; do
+    for aud_ in "$k_token" "$k_iss"; do
+      alg=$(kj "keys[$i].alg")
+      a=$(assertion "$(kj "keys[$i].private_key_file")" "$alg" "$(kj "keys[$i].kid")" "$kid_" "$aud_")
+      split "$(token_assert "$k_token" "$kid_" "$a" -d "scope=billing:read")"
+      what="token endpoint"
+      [[ $aud_ == "$k_iss" ]] && what=issuer
+      check "keycloak signed JWT $alg, aud = $what: 200" \
+        "$STATUS == 200 and (.access_token | length > 0) and .scope == \"billing:read\"" "$(with_status)"
+    done
+  done
+  split "$(token_assert "$k_token" "$kid_" "$a")"
+  check "keycloak signed JWT replayed (same jti): refused with 4xx" "$STATUS >= 400 and $STATUS < 500 and (.error | length > 0)" "$(with_status)"
+  note "keycloak replay -> $(with_status)"
+  a=$(assertion "$(j .hydra.jwt_clients.rotating.next_key.private_key_file)" ES256 "$(j .hydra.jwt_clients.rotating.next_key.kid)" "$kid_" "$k_token")
+  split "$(token_assert "$k_token" "$kid_" "$a")"
+  check "keycloak signed JWT with an unknown key: 4xx" "$STATUS >= 400 and $STATUS < 500" "$(with_status)"
+  note "keycloak unknown key -> $(with_status)"
+
+  sj() { j ".keycloak.jwt_clients.client_secret_jwt.$1"; }
+  a=$(assertion "$(sj client_secret)" HS256 "" "$(sj client_id)" "$k_token")
+  split "$(token_assert "$k_token" "$(sj client_id)" "$a")"
+  check "keycloak client_secret_jwt HS256: 200" "$STATUS == 200 and (.access_token | length > 0)" "$(with_status)"
+  split "$(token_assert "$k_token" "$(sj client_id)" "$a")"
+  note "keycloak client_secret_jwt replay -> $(with_status)"
+fi
 
 # The short-TTL tokens really expire on the servers: poll introspection
 # (bounded) until both say inactive.

@@ -11,6 +11,13 @@
 #     CLI, as an operator would.
 #   * oidc-provider (Node, ./oidc-provider/server.mjs), on a free 127.0.0.1
 #     port chosen by the kernel.
+#   * Keycloak 26 (the keycloak-quarkus-dist from Maven Central, fetched and
+#     unpacked by fetch-keycloak.sh, cached), `kc.sh start-dev` with Java 21+
+#     (find-java.sh), started first and in the background (it is the slowest),
+#     waited for last; realm `tokenwell` and its clients created with its admin
+#     CLI (kcadm.sh). TOKENWELL_KEYCLOAK=0 skips it.
+#   * Per-run signing keys (openssl: RSA 2048, EC P-256) for the
+#     private_key_jwt clients of Hydra and Keycloak.
 #
 # See tests/integration/README.md for the servers.json schema.
 #
@@ -24,14 +31,23 @@
 #                                 server (200; the end-to-end suites need 200)
 #   TOKENWELL_SERVER_LOGS         a directory: copy the servers' logs there
 #                                 on exit (they are deleted otherwise)
-#   TOKENWELL_CACHE               cache dir for the Hydra binary (.cache)
+#   TOKENWELL_CACHE               cache dir for the Hydra binary and the
+#                                 Keycloak distribution (.cache)
+#   TOKENWELL_KEYCLOAK            1 (default): start Keycloak; 0: skip it
+#                                 ("keycloak": null in servers.json)
+#   TOKENWELL_KEYCLOAK_READY_TIMEOUT  seconds to wait for Keycloak once its
+#                                 distribution is cached (300)
+#   TOKENWELL_KEYCLOAK_FETCH_TIMEOUT  seconds for a first fetch + first
+#                                 start of the distribution (900)
+#   TOKENWELL_KEYCLOAK_TTL_SECONDS    the tokenwell realm's access token TTL (300)
 #
 #   * A second Hydra whose public interface serves TLS with a certificate for
 #     127.0.0.1 from a test CA made at start (openssl), for the TLS tests.
 #
 # Exported to CMD: TOKENWELL_SERVERS, HYDRA_BIN, HYDRA_ADMIN_URL,
 # HYDRA_PUBLIC_URL, HYDRA_TOKEN_URL, HYDRA_TLS_TOKEN_URL,
-# TOKENWELL_TEST_CA_FILE, OIDC_PROVIDER_ISSUER, OIDC_PROVIDER_TOKEN_URL.
+# TOKENWELL_TEST_CA_FILE, OIDC_PROVIDER_ISSUER, OIDC_PROVIDER_TOKEN_URL,
+# and with Keycloak: KEYCLOAK_ISSUER, KEYCLOAK_TOKEN_URL.
 set -euo pipefail
 
 if [[ $# -eq 0 ]]; then
@@ -45,6 +61,10 @@ HYDRA_TTL=${TOKENWELL_HYDRA_TTL_SECONDS:-3600}
 SHORT_TTL=${TOKENWELL_SHORT_TTL_SECONDS:-5}
 OIDC_TTL=${TOKENWELL_OIDC_TTL_SECONDS:-300}
 BULK=${TOKENWELL_BULK_CLIENTS:-200}
+KEYCLOAK=${TOKENWELL_KEYCLOAK:-1}
+KC_READY_TIMEOUT=${TOKENWELL_KEYCLOAK_READY_TIMEOUT:-300}
+KC_FETCH_TIMEOUT=${TOKENWELL_KEYCLOAK_FETCH_TIMEOUT:-900}
+KC_TTL=${TOKENWELL_KEYCLOAK_TTL_SECONDS:-300}
 AUDIENCE=https://billing.tokenwell.test
 SCOPES="billing:read billing:write"
 HOST=127.0.0.1
@@ -52,9 +72,10 @@ HOST=127.0.0.1
 log() { printf 'with-servers: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-for n in READY_TIMEOUT HYDRA_TTL SHORT_TTL OIDC_TTL; do
+for n in READY_TIMEOUT HYDRA_TTL SHORT_TTL OIDC_TTL KC_READY_TIMEOUT KC_FETCH_TIMEOUT KC_TTL; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { log "ERROR: $n must be a positive integer (got '${!n}')"; exit 2; }
 done
+[[ $KEYCLOAK == 0 || $KEYCLOAK == 1 ]] || { log "ERROR: TOKENWELL_KEYCLOAK must be 0 or 1 (got '$KEYCLOAK')"; exit 2; }
 [[ $BULK =~ ^[0-9]+$ && $BULK -le 10000 ]] || { log "ERROR: TOKENWELL_BULK_CLIENTS must be 0-10000 (got '$BULK')"; exit 2; }
 for tool in curl jq node npm flock timeout openssl; do
   command -v "$tool" >/dev/null || { log "ERROR: '$tool' is required"; exit 2; }
@@ -213,6 +234,85 @@ wait_ready() {
 
 start_watchdog
 
+rand_alnum() { head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c "$1"; }
+
+# --------------------------------------------------------------------------
+# Keycloak: launched first and in the background (a JVM that needs 30 s to
+# minutes on a busy 2-core machine), waited for after everything else.
+# The launcher subshell fetches the distribution (fetch-keycloak.sh: a stamp
+# check when cached), copies the cached initial database (schema + master
+# realm and an admin user, made once by fetch-keycloak.sh: that takes 2/3 of
+# a start) into the run dir, then execs kc.sh (KC_PID), a shell that runs
+# java as its child and forwards TERM to it. Keycloak bootstraps an admin from
+# KC_BOOTSTRAP_ADMIN_* on a new install only, so the cached database has one
+# (made that way by fetch-keycloak.sh) and each run gives it a new random
+# password (admin REST API) before using kcadm.sh.
+# --------------------------------------------------------------------------
+KC_DIR=$RUN_DIR/keycloak
+KC_LOG=$RUN_DIR/keycloak.log
+KC_REALM=tokenwell
+# Build options (must equal fetch-keycloak.sh's KC_BUILD_OPTS: else kc.sh
+# re-augments the shared distribution at every start).
+KC_START_OPTS=(--db=dev-file --health-enabled=true)
+if ((KEYCLOAK)); then
+  mkdir -p "$KC_DIR"
+  read -r KC_PORT KC_MGMT_PORT < <(pick_ports 2)
+  [[ -n $KC_PORT && -n $KC_MGMT_PORT ]] || die "could not pick free ports for Keycloak"
+  KC_BASE=http://$HOST:$KC_PORT
+  KC_ADMIN_PASSWORD=$(rand_alnum 32)
+  KC_T0=$SECONDS
+  log "starting Keycloak (http $KC_BASE, management $HOST:$KC_MGMT_PORT) in the background"
+  (
+    trap 'kill -TERM $child 2>/dev/null; exit 143' TERM
+    "$HERE/fetch-keycloak.sh" >"$KC_DIR/home" &
+    child=$!
+    wait "$child" || exit 97
+    KC_HOME=$(tail -n 1 "$KC_DIR/home")
+    JAVA_HOME=$("$HERE/find-java.sh" 21) || exit 98
+    mkdir -p "$KC_DIR/data/h2"
+    cp "$KC_HOME/tokenwell-initial-db/data/h2/keycloakdb.mv.db" "$KC_DIR/data/h2/" || exit 99
+    echo "$KC_HOME" >"$KC_DIR/launched"
+    export JAVA_HOME
+    # Per-run H2 file and transaction log under the run dir (the shared
+    # distribution is read only); C1 only: much faster JVM start, ample speed.
+    export JAVA_OPTS_APPEND="-XX:TieredStopAtLevel=1 -Dkc.db-url-path=$KC_DIR -Dquarkus.transaction-manager.object-store.directory=$KC_DIR/transaction-logs"
+    exec "$KC_HOME/bin/kc.sh" start-dev "${KC_START_OPTS[@]}" \
+      --http-host=$HOST --http-port="$KC_PORT" \
+      --http-management-host=$HOST --http-management-port="$KC_MGMT_PORT" \
+      --hostname="$KC_BASE"
+  ) </dev/null >"$KC_LOG" 2>&1 &
+  KC_PID=$!
+  register_pid "$KC_PID"
+fi
+
+# --------------------------------------------------------------------------
+# Per-run signing keys for the private_key_jwt clients: PKCS#8 PEM (openssl
+# genpkey) and the private JWK beside it (jwk-of.mjs; kid = RFC 7638
+# thumbprint). rsa: RS256; ec: ES256; rotate-old / rotate-new: ES256, for
+# Hydra's rotating client (only rotate-old is registered at start).
+# --------------------------------------------------------------------------
+KEYS_DIR=$RUN_DIR/keys
+mkdir -p "$KEYS_DIR"
+chmod 700 "$KEYS_DIR"
+make_key() { # NAME ALG  -> $KEYS_DIR/NAME.pem, NAME.jwk.json, NAME.json (public facts)
+  local name=$1 alg=$2
+  if [[ $alg == RS* ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KEYS_DIR/$name.pem" 2>/dev/null
+  else
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KEYS_DIR/$name.pem" 2>/dev/null
+  fi || die "openssl genpkey ($name) failed"
+  node "$HERE/jwk-of.mjs" "$KEYS_DIR/$name.pem" "$alg" "$KEYS_DIR/$name.jwk.json" |
+    jq --arg pem "$KEYS_DIR/$name.pem" --arg jwk "$KEYS_DIR/$name.jwk.json" \
+      '{kid, alg, kty, private_key_file: $pem, private_jwk_file: $jwk, public_jwk}' >"$KEYS_DIR/$name.json" ||
+    die "jwk-of.mjs ($name) failed"
+}
+make_key rsa RS256
+make_key ec ES256
+make_key rotate-old ES256
+make_key rotate-new ES256
+key() { cat "$KEYS_DIR/$1.json"; }
+pubjwk() { jq -c .public_jwk "$KEYS_DIR/$1.json"; }
+
 # --------------------------------------------------------------------------
 # oidc-provider: started first (it needs no Hydra), waited for after Hydra
 # --------------------------------------------------------------------------
@@ -354,6 +454,31 @@ jq -n --arg scope "$SCOPES" --arg aud "$AUDIENCE" --arg ttl "${SHORT_TTL}s" '{
 }' >"$RUN_DIR/hydra-short-ttl-client.json"
 hydra_create short_ttl --file "$RUN_DIR/hydra-short-ttl-client.json"
 
+# private_key_jwt clients (RFC 7523): the CLI has --jwks-uri but no flag for
+# an inline key set nor for token_endpoint_auth_signing_alg, so `--file`.
+# Hydra enforces one signing alg per client (default RS256).
+hydra_pkjwt_file() { # NAME ALG JWKS-JSON
+  jq -n --arg name "$1" --arg alg "$2" --argjson jwks "$3" --arg scope "$SCOPES" --arg aud "$AUDIENCE" '{
+    client_name: $name,
+    grant_types: ["client_credentials"],
+    token_endpoint_auth_method: "private_key_jwt",
+    token_endpoint_auth_signing_alg: $alg,
+    jwks: $jwks,
+    scope: $scope,
+    audience: [$aud]
+  }'
+}
+hydra_pkjwt_file "Billing Worker (private_key_jwt RS256)" RS256 "{\"keys\":[$(pubjwk rsa)]}" >"$RUN_DIR/hydra-pkjwt-rs256.json"
+hydra_create pkjwt_rs256 --file "$RUN_DIR/hydra-pkjwt-rs256.json"
+hydra_pkjwt_file "Billing Worker (private_key_jwt ES256)" ES256 "{\"keys\":[$(pubjwk ec)]}" >"$RUN_DIR/hydra-pkjwt-es256.json"
+hydra_create pkjwt_es256 --file "$RUN_DIR/hydra-pkjwt-es256.json"
+# The rotating client starts with rotate-old only; a rotation test changes
+# its key set with the admin API (JSON Patch, takes effect at once):
+#   PATCH {admin_url}/admin/clients/{id}
+#   [{"op":"replace","path":"/jwks","value":{"keys":[NEW, OLD]}}]
+hydra_pkjwt_file "Billing Worker (private_key_jwt, rotating)" ES256 "{\"keys\":[$(pubjwk rotate-old)]}" >"$RUN_DIR/hydra-pkjwt-rotating.json"
+hydra_create pkjwt_rotating --file "$RUN_DIR/hydra-pkjwt-rotating.json"
+
 wait "$HYDRA_BULK_PID" || die "creating Hydra's bulk clients failed: $(tail -n 3 "$RUN_DIR/hydra-bulk.log")"
 [[ $(jq length "$HYDRA_BULK_JSON") == "$BULK" ]] || die "Hydra's bulk client list is incomplete"
 log "hydra: $BULK bulk clients (random ASCII + Unicode secrets) created in $((SECONDS - BULK_T0))s"
@@ -418,6 +543,139 @@ wait_ready oidc-provider "$OIDC_PID" "$OIDC_PORT" "$OIDC_ISSUER/.well-known/open
 log "oidc-provider ready in $((SECONDS - OIDC_T0))s: $OIDC_ISSUER"
 
 # --------------------------------------------------------------------------
+# Keycloak: wait for it (launched at the top), then create realm `tokenwell`
+# with one admin CLI call: `kcadm.sh create realms -f realm.json` (one JVM
+# start, ~3-10 s; each kcadm call is a JVM). The realm document carries the
+# client scopes and the service-account clients, with secrets and public keys
+# made for this run; Keycloak creates each client's service-account user.
+# --------------------------------------------------------------------------
+KC_JSON=null
+if ((KEYCLOAK)); then
+  # A first fetch (download, unpack, first start) has its own, longer budget.
+  t_wait0=$SECONDS
+  deadline=$((SECONDS + KC_FETCH_TIMEOUT))
+  until [[ -s $KC_DIR/launched ]]; do
+    kill -0 "$KC_PID" 2>/dev/null || die "Keycloak's launcher exited (fetch-keycloak.sh or find-java.sh failed; see keycloak.log)"
+    ((SECONDS < deadline)) || die "fetching Keycloak took over ${KC_FETCH_TIMEOUT}s"
+    sleep 0.2
+  done
+  KC_HOME=$(cat "$KC_DIR/launched")
+  KC_VERSION=$(cat "$KC_HOME/version.txt" 2>/dev/null | awk '{ print $NF }')
+  # kc.sh (a shell, KC_PID) runs java as its child and forwards TERM to it:
+  # the JVM is the process that must own the ports.
+  deadline=$((SECONDS + KC_READY_TIMEOUT))
+  until KC_JAVA_PID=$(pgrep -P "$KC_PID" -x java); do
+    kill -0 "$KC_PID" 2>/dev/null || die "Keycloak exited during startup"
+    ((SECONDS < deadline)) || die "Keycloak's JVM did not start within ${KC_READY_TIMEOUT}s"
+    sleep 0.1
+  done
+  READY_TIMEOUT=$((deadline - SECONDS)) wait_ready keycloak "$KC_JAVA_PID" "$KC_PORT $KC_MGMT_PORT" \
+    "http://$HOST:$KC_MGMT_PORT/health/ready" "$KC_BASE/realms/master/.well-known/openid-configuration" ||
+    die "Keycloak did not become ready"
+  log "Keycloak $KC_VERSION ready $((SECONDS - KC_T0))s after launch ($((SECONDS - t_wait0))s waited for it): $KC_BASE"
+
+  # This run's admin password (replacing the cached database's).
+  KC_ADMIN_USER=$(jq -r .username "$KC_HOME/tokenwell-initial-db/admin.json")
+  kc_admin_token=$(curl -fsS --max-time 20 -d grant_type=password -d client_id=admin-cli \
+    --data-urlencode "username=$KC_ADMIN_USER" \
+    --data-urlencode "password=$(jq -r .password "$KC_HOME/tokenwell-initial-db/admin.json")" \
+    "$KC_BASE/realms/master/protocol/openid-connect/token" | jq -r .access_token) ||
+    die "Keycloak: admin login with the cached password failed"
+  kc_admin_id=$(curl -fsS --max-time 20 -H "Authorization: Bearer $kc_admin_token" \
+    "$KC_BASE/admin/realms/master/users?exact=true&username=$KC_ADMIN_USER" | jq -r '.[0].id') ||
+    die "Keycloak: admin user lookup failed"
+  jq -n --arg p "$KC_ADMIN_PASSWORD" '{type: "password", value: $p, temporary: false}' |
+    curl -fsS --max-time 20 -X PUT -H "Authorization: Bearer $kc_admin_token" -H 'Content-Type: application/json' \
+      --data-binary @- "$KC_BASE/admin/realms/master/users/$kc_admin_id/reset-password" ||
+    die "Keycloak: setting this run's admin password failed"
+  unset kc_admin_token
+
+  KC_SECRET=$(rand_alnum 32)
+  KC_SHORT_SECRET=$(rand_alnum 32)
+  KC_SECRET_JWT_SECRET=$(rand_alnum 48) # HS256 wants >= 256 bits
+  jq -n --arg aud "$AUDIENCE" --argjson ttl "$KC_TTL" --argjson short "$SHORT_TTL" \
+    --arg secret "$KC_SECRET" --arg short_secret "$KC_SHORT_SECRET" --arg sjwt_secret "$KC_SECRET_JWT_SECRET" \
+    --argjson jwks "{\"keys\":[$(pubjwk rsa),$(pubjwk ec)]}" '
+    def scope($n): {name: $n, protocol: "openid-connect",
+      attributes: {"include.in.token.scope": "true", "display.on.consent.screen": "false"}};
+    def client($id; $name; $authn; $extra): {
+      clientId: $id, name: $name, enabled: true, protocol: "openid-connect",
+      publicClient: false, bearerOnly: false, serviceAccountsEnabled: true,
+      standardFlowEnabled: false, implicitFlowEnabled: false, directAccessGrantsEnabled: false,
+      clientAuthenticatorType: $authn,
+      defaultClientScopes: ["basic"],
+      optionalClientScopes: ["billing:read", "billing:write"],
+      protocolMappers: [{name: "billing audience", protocol: "openid-connect",
+        protocolMapper: "oidc-audience-mapper",
+        config: {"included.custom.audience": $aud, "access.token.claim": "true",
+                 "id.token.claim": "false", "introspection.token.claim": "true"}}]
+    } * $extra;
+    {
+      realm: "tokenwell", enabled: true, accessTokenLifespan: $ttl,
+      clientScopes: [scope("billing:read"), scope("billing:write")],
+      clients: [
+        client("keycloak-secret"; "Billing Worker"; "client-secret"; {secret: $secret}),
+        client("keycloak-short"; "Billing Worker (short TTL)"; "client-secret";
+          {secret: $short_secret, attributes: {"access.token.lifespan": ($short | tostring)}}),
+        client("keycloak-jwt"; "Billing Worker (signed JWT)"; "client-jwt";
+          {attributes: {"use.jwks.url": "false", "use.jwks.string": "true", "jwks.string": ($jwks | tojson)}}),
+        client("keycloak-secret-jwt"; "Billing Worker (client_secret_jwt)"; "client-secret-jwt";
+          {secret: $sjwt_secret, attributes: {"token.endpoint.auth.signing.alg": "HS256"}})
+      ]
+    }' >"$KC_DIR/realm.json"
+  chmod 600 "$KC_DIR/realm.json"
+  t0=$SECONDS
+  JAVA_HOME=$("$HERE/find-java.sh" 21) KC_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" \
+    KC_CLI_PASSWORD=$KC_ADMIN_PASSWORD timeout 120 "$KC_HOME/bin/kcadm.sh" create realms -f "$KC_DIR/realm.json" \
+    --no-config --server "$KC_BASE" --realm master --user "$KC_ADMIN_USER" \
+    </dev/null >>"$RUN_DIR/keycloak-cli.log" 2>&1 ||
+    die "kcadm.sh create realms failed: $(tail -n 5 "$RUN_DIR/keycloak-cli.log")"
+  log "keycloak: realm $KC_REALM and its clients created with kcadm.sh in $((SECONDS - t0))s"
+  KC_ISSUER=$KC_BASE/realms/$KC_REALM
+  curl -fsS --max-time 10 "$KC_ISSUER/.well-known/openid-configuration" >"$KC_DIR/discovery.json" ||
+    die "Keycloak serves no discovery document for realm $KC_REALM"
+  [[ $(jq -r .issuer "$KC_DIR/discovery.json") == "$KC_ISSUER" ]] ||
+    die "Keycloak's issuer is $(jq -r .issuer "$KC_DIR/discovery.json"), expected $KC_ISSUER"
+  KC_JSON=$(jq -n \
+    --arg version "$KC_VERSION" --arg home "$KC_HOME" --argjson pid "$KC_JAVA_PID" --arg log "$KC_LOG" \
+    --arg base "$KC_BASE" --arg mgmt "http://$HOST:$KC_MGMT_PORT" --arg realm "$KC_REALM" \
+    --arg admin_user "$KC_ADMIN_USER" --arg admin_password "$KC_ADMIN_PASSWORD" \
+    --arg aud "$AUDIENCE" --arg scopes "$SCOPES" --argjson ttl "$KC_TTL" --argjson short "$SHORT_TTL" \
+    --arg secret "$KC_SECRET" --arg short_secret "$KC_SHORT_SECRET" --arg sjwt_secret "$KC_SECRET_JWT_SECRET" \
+    --argjson rsa "$(key rsa)" --argjson ec "$(key ec)" \
+    --slurpfile disc "$KC_DIR/discovery.json" '
+    def entry($id; $secret; $method; $ttl): {client_id: $id, client_secret: $secret, auth_method: $method,
+      scopes: ($scopes | split(" ")), audience: [$aud], access_token_format: "jwt", access_token_ttl_seconds: $ttl};
+    {
+      version: $version, home: $home, pid: $pid, log: $log,
+      base_url: $base, management_url: $mgmt, realm: $realm,
+      admin: {realm: "master", username: $admin_user, password: $admin_password,
+              kcadm: ($home + "/bin/kcadm.sh")},
+      issuer: $disc[0].issuer,
+      token_url: $disc[0].token_endpoint,
+      introspection_url: $disc[0].introspection_endpoint,
+      revocation_url: $disc[0].revocation_endpoint,
+      jwks_url: $disc[0].jwks_uri,
+      discovery_url: ($disc[0].issuer + "/.well-known/openid-configuration"),
+      token_endpoint_auth_methods_supported: $disc[0].token_endpoint_auth_methods_supported,
+      access_token_ttl_seconds: $ttl,
+      audience_parameter: null,
+      default_audience: $aud,
+      assertion_audiences: [$disc[0].issuer, $disc[0].token_endpoint],
+      clients: {
+        basic: entry("keycloak-secret"; $secret; "client_secret_basic"; $ttl),
+        short_ttl: entry("keycloak-short"; $short_secret; "client_secret_basic"; $short)
+      },
+      jwt_clients: {
+        private_key_jwt: (entry("keycloak-jwt"; null; "private_key_jwt"; $ttl) | del(.client_secret)
+          + {signing_algs: ["RS256", "ES256"], keys: [$rsa, $ec]}),
+        client_secret_jwt: (entry("keycloak-secret-jwt"; $sjwt_secret; "client_secret_jwt"; $ttl)
+          + {signing_algs: ["HS256"]})
+      }
+    }')
+fi
+
+# --------------------------------------------------------------------------
 # servers.json
 # --------------------------------------------------------------------------
 SERVERS_JSON=$RUN_DIR/servers.json
@@ -431,6 +689,27 @@ hydra_client_json() { # ROLE FORMAT TTL_SECONDS
     access_token_ttl_seconds: $ttl
   }' "$RUN_DIR/hydra-client-$1.json"
 }
+hydra_pkjwt_json() { # ROLE KEY... : a private_key_jwt client entry
+  local role=$1 k keys="[]"
+  shift
+  for k in "$@"; do keys=$(jq -c --argjson k "$(key "$k")" '. + [$k]' <<<"$keys"); done
+  jq --argjson ttl "$HYDRA_TTL" --argjson keys "$keys" '{
+    client_id, name: .client_name,
+    auth_method: .token_endpoint_auth_method,
+    signing_alg: .token_endpoint_auth_signing_alg,
+    scopes: (.scope | split(" ")),
+    audience,
+    access_token_format: "opaque",
+    access_token_ttl_seconds: $ttl,
+    keys: $keys
+  }' "$RUN_DIR/hydra-client-$role.json"
+}
+HYDRA_JWT_CLIENTS=$(jq -n \
+  --argjson rs256 "$(hydra_pkjwt_json pkjwt_rs256 rsa)" \
+  --argjson es256 "$(hydra_pkjwt_json pkjwt_es256 ec)" \
+  --argjson rotating "$(hydra_pkjwt_json pkjwt_rotating rotate-old)" \
+  --argjson next "$(key rotate-new)" \
+  '{rs256: $rs256, es256: $es256, rotating: ($rotating + {next_key: $next})}')
 jq -n \
   --arg run_dir "$RUN_DIR" \
   --arg hydra_version "$HYDRA_VERSION" \
@@ -455,6 +734,8 @@ jq -n \
   --argjson tls_basic "$(hydra_client_json tls-basic opaque "$HYDRA_TTL")" \
   --arg oidc_log "$OIDC_LOG" \
   --slurpfile oidc "$OIDC_READY" \
+  --argjson hydra_jwt_clients "$HYDRA_JWT_CLIENTS" \
+  --argjson keycloak "$KC_JSON" \
   '{
     schema_version: 1,
     run_dir: $run_dir,
@@ -475,7 +756,9 @@ jq -n \
       audience_parameter: "audience",
       default_audience: null,
       clients: {basic: $basic, post: $post, jwt: $jwt, special_secret: $special, short_ttl: $short},
-      bulk_clients: $hydra_bulk[0]
+      bulk_clients: $hydra_bulk[0],
+      assertion_audience: ($pub + "/oauth2/token"),
+      jwt_clients: $hydra_jwt_clients
     },
     hydra_tls: {
       version: $hydra_version,
@@ -488,7 +771,8 @@ jq -n \
       ca_file: $ca_file,
       clients: {basic: $tls_basic}
     },
-    oidc_provider: ($oidc[0] + {log: $oidc_log})
+    oidc_provider: ($oidc[0] + {log: $oidc_log}),
+    keycloak: $keycloak
   }' >"$SERVERS_JSON.tmp"
 mv "$SERVERS_JSON.tmp" "$SERVERS_JSON"
 
@@ -498,6 +782,10 @@ export HYDRA_TLS_TOKEN_URL=$HYDRA_TLS_PUBLIC_URL/oauth2/token TOKENWELL_TEST_CA_
 export OIDC_PROVIDER_ISSUER=$OIDC_ISSUER
 export OIDC_PROVIDER_TOKEN_URL
 OIDC_PROVIDER_TOKEN_URL=$(jq -r .token_url "$OIDC_READY")
+if ((KEYCLOAK)); then
+  export KEYCLOAK_ISSUER=$KC_ISSUER KEYCLOAK_TOKEN_URL
+  KEYCLOAK_TOKEN_URL=$(jq -r .token_url <<<"$KC_JSON")
+fi
 
 # --------------------------------------------------------------------------
 # Run CMD

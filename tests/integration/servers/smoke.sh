@@ -16,7 +16,9 @@
 # key set is changed through the admin API (new key added, old removed, then
 # restored). Keycloak (unless "keycloak" is null): the secret client, the
 # signed-JWT client (RS256 and ES256, aud = token endpoint and = issuer), the
-# client_secret_jwt client, a replay, and the short-TTL client. The replay
+# client_secret_jwt client, a replay, the short-TTL client, and a key rotation
+# on the signed-JWT client (its "jwks.string" replaced through the admin REST
+# API, then restored). The replay
 # answers are printed as "note" lines.
 #
 # Ends with the line "N passed, N failed" and exits non-zero on any failure.
@@ -287,6 +289,38 @@ else
   split "$(token_assert "$k_token" "$kid_" "$a")"
   check "keycloak signed JWT with an unknown key: 4xx" "$STATUS >= 400 and $STATUS < 500" "$(with_status)"
   note "keycloak unknown key -> $(with_status)"
+
+  # Rotation on keycloak-jwt: replace the client's "jwks.string" attribute
+  # (admin REST API; kcadm.sh update does the same, one JVM per call).
+  kc_admin_token=$(curl -sS --max-time 10 -d grant_type=password -d client_id=admin-cli \
+    --data-urlencode "username=$(j .keycloak.admin.username)" --data-urlencode "password=$(j .keycloak.admin.password)" \
+    "$(j .keycloak.base_url)/realms/master/protocol/openid-connect/token" | jq -r .access_token)
+  kc_clients=$(j .keycloak.base_url)/admin/realms/$(j .keycloak.realm)/clients
+  kc_rep=$(curl -sS --max-time 10 -H "Authorization: Bearer $kc_admin_token" "$kc_clients?clientId=$kid_" | jq -c '.[0]')
+  kc_set_keys() { # JWKS-JSON -> HTTP status of the update
+    jq -c --arg jwks "$1" '.attributes["jwks.string"] = $jwks' <<<"$kc_rep" |
+      curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $kc_admin_token" \
+        -H 'Content-Type: application/json' --data-binary @- "$kc_clients/$(jq -r .id <<<"$kc_rep")"
+  }
+  kc_call() { # PEM ALG KID: sets STATUS, BODY
+    split "$(token_assert "$k_token" "$kid_" "$(assertion "$1" "$2" "$3" "$kid_" "$k_token")")"
+  }
+  rsa_jwk=$(j -c '.keycloak.jwt_clients.private_key_jwt.keys[0].public_jwk')
+  ec_jwk=$(j -c '.keycloak.jwt_clients.private_key_jwt.keys[1].public_jwk')
+  check "keycloak rotating: PUT adds a new key" '. == 204' "$(kc_set_keys "{\"keys\":[$new_jwk,$rsa_jwk,$ec_jwk]}")"
+  kc_call "$new_pem" ES256 "$new_kid"
+  check "keycloak rotating: new key accepted at once" "$STATUS == 200" "$(with_status)"
+  kc_call "$(kj 'keys[0].private_key_file')" RS256 "$(kj 'keys[0].kid')"
+  check "keycloak rotating: old key still accepted" "$STATUS == 200" "$(with_status)"
+  check "keycloak rotating: PUT removes the old keys" '. == 204' "$(kc_set_keys "{\"keys\":[$new_jwk]}")"
+  kc_call "$(kj 'keys[0].private_key_file')" RS256 "$(kj 'keys[0].kid')"
+  check "keycloak rotating: old key refused at once" "$STATUS >= 400 and $STATUS < 500" "$(with_status)"
+  note "keycloak removed key -> $(with_status)"
+  kc_call "$new_pem" ES256 "$new_kid"
+  check "keycloak rotating: new key accepted" "$STATUS == 200" "$(with_status)"
+  check "keycloak rotating: key set restored" '. == 204' "$(kc_set_keys "{\"keys\":[$rsa_jwk,$ec_jwk]}")"
+  kc_call "$(kj 'keys[1].private_key_file')" ES256 "$(kj 'keys[1].kid')"
+  check "keycloak rotating: restored key accepted" "$STATUS == 200" "$(with_status)"
 
   sj() { j ".keycloak.jwt_clients.client_secret_jwt.$1"; }
   a=$(assertion "$(sj client_secret)" HS256 "" "$(sj client_id)" "$k_token")

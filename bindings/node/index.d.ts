@@ -20,7 +20,10 @@ export type TokenErrorKind =
   | 'endpoint_not_found'
   | 'tls_certificate'
   | 'stale_fetch'
-  | 'closed';
+  | 'closed'
+  | 'discovery_failed'
+  | 'issuer_mismatch'
+  | 'discovery_complete';
 
 /** Who has to act on an error. */
 export type Fault =
@@ -231,6 +234,8 @@ export interface AccountToken {
 /** The account's options without secrets (safe to log). */
 export interface RedactedOptions {
   tokenUrl: string;
+  /** The issuer, when one is configured (`issuer`, `ISSUER_URL`). */
+  issuer?: string;
   clientId: string;
   clientSecret: '[redacted]';
   clientSecretFile?: string;

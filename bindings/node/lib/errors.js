@@ -31,6 +31,9 @@ const ERROR_KINDS = Object.freeze({
   tls_certificate: { fault: 'configuration', retryable: false },
   stale_fetch: { fault: 'host', retryable: false },
   closed: { fault: 'host', retryable: false },
+  discovery_failed: { fault: 'configuration', retryable: false },
+  issuer_mismatch: { fault: 'configuration', retryable: false },
+  discovery_complete: { fault: 'host', retryable: false },
 });
 
 /**

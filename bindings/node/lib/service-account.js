@@ -392,6 +392,7 @@ class ServiceAccount {
       refreshMarginSeconds: d.refreshMarginMs / 1000,
       timeoutMs: d.requestTimeoutMs,
     };
+    if (d.issuer != null) out.issuer = d.issuer;
     if (settings.secretFile) out.clientSecretFile = settings.secretFile.path;
     if (settings.ca) out.caFile = settings.ca.path;
     if (this.#cacheFile) out.cachePath = this.#cacheFile.path;

@@ -354,6 +354,7 @@ impl JsonCache {
         let policy = config.policy();
         json!({
             "tokenUrl": config.token_url(),
+            "issuer": config.issuer(),
             "clientId": config.client_id(),
             "authMethod": config.auth_method().as_str(),
             "scope": config.scopes(),

@@ -65,6 +65,11 @@ fi
 
 JAVA_HOME=$("$HERE/find-java.sh" 21) || exit 1
 export JAVA_HOME
+# Leftovers of a run that was killed half way (we hold the lock: none is live).
+rm -rf "$CACHE"/keycloak-unpack.* "$CACHE"/keycloak-quarkus-dist-*.tar.gz.part 2>/dev/null || true
+# A TERM (the harness stopping) must still run the EXIT trap that stops the
+# first start's JVM, which bash skips on an untrapped signal.
+trap 'exit 143' TERM INT
 
 start=$(date +%s)
 ARCHIVE=$CACHE/keycloak-quarkus-dist-$KC_VERSION.tar.gz

@@ -290,7 +290,8 @@ export interface TokenCacheOptions {
   authMethod?: AuthMethod;
   scope?: string | string[];
   audience?: string | string[];
-  extraParams?: Record<string, string> | Array<[string, string]>;
+  /** Pairs (sent in order), or a mapping of names to a value or a list of values (sent in name order). */
+  extraParams?: Record<string, string | string[]> | Array<[string, string]>;
   allowInsecureHttp?: boolean;
   refreshMarginMs?: number;
   refreshAhead?: number;

@@ -160,7 +160,12 @@ pub struct ConfigOptions {
     pub scope: Option<ListOrString>,
     /// Audiences: a string (one audience, or several separated by spaces) or a list.
     pub audience: Option<ListOrString>,
-    /// Extra form parameters sent with every token request.
+    /// Extra form parameters sent with every token request. In JSON (and so
+    /// from every host) either a list of `[name, value]` pairs, sent in that
+    /// order, or a mapping `{"name": "value"}` / `{"name": ["value", "value"]}`
+    /// (one parameter per value, for a repeated name such as RFC 8707
+    /// `resource`), sent in name order.
+    #[serde(default, deserialize_with = "extra_params_pairs_or_mapping")]
     pub extra_params: Option<Vec<(String, String)>>,
     /// Allow a plain `http://` endpoint that is not on loopback. Default false.
     pub allow_insecure_http: Option<bool>,
@@ -551,11 +556,63 @@ fn locate_option_error(value: &serde_json::Value) -> Option<ConfigError> {
     })
 }
 
+/// `extra_params` as pairs or as a mapping (see [`ConfigOptions::extra_params`]),
+/// in the order given.
+fn extra_params_pairs_or_mapping<'de, D>(deserializer: D) -> Result<Option<Vec<(String, String)>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Params;
+    impl<'de> serde::de::Visitor<'de> for Params {
+        type Value = Option<Vec<(String, String)>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of [name, value] pairs or a mapping of names to a value or a list of values")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(Params)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(pair) = seq.next_element::<(String, String)>()? {
+                pairs.push(pair);
+            }
+            Ok(Some(pairs))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(name) = map.next_key::<String>()? {
+                match map.next_value::<ListOrString>()? {
+                    ListOrString::String(value) => pairs.push((name, value)),
+                    ListOrString::List(values) => pairs.extend(values.into_iter().map(|v| (name.clone(), v))),
+                }
+            }
+            // Hosts' mappings keep different orders (JSON objects here are
+            // sorted, a Python dict keeps insertion order): name order makes the
+            // request the same bytes from every host. A name's values keep theirs.
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(Some(pairs))
+        }
+    }
+    deserializer.deserialize_option(Params)
+}
+
 fn expected_type(key: &str) -> String {
     match key {
         "client_secret" | "client_secrets" => "must be a string or a list of strings",
         "scope" | "audience" => "must be a space-separated string or a list of strings",
-        "extra_params" => "must be a list of [name, value] string pairs",
+        "extra_params" => "must be a list of [name, value] string pairs or a mapping of names to strings",
         "allow_insecure_http" | "backoff_jitter" | "outage_grace" => "must be true or false",
         "refresh_ahead" | "refresh_ahead_jitter" => "must be a number",
         "private_key" | "private_keys" => "must be a string or a list of strings",
@@ -808,6 +865,24 @@ mod tests {
 
     fn field_of(o: ConfigOptions) -> String {
         Config::from_options(o).unwrap_err().field
+    }
+
+    #[test]
+    fn extra_params_as_pairs_as_a_mapping_or_null() {
+        let base = r#""token_url":"https://auth.example/t","client_id":"c","client_secret":"s""#;
+        let params =
+            |json: &str| Config::from_json(&format!("{{{base},\"extra_params\":{json}}}")).map(|c| c.extra_params);
+        let pairs =
+            |list: &[(&str, &str)]| list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>();
+        assert_eq!(params(r#"[["b","1"],["a","2"]]"#).unwrap(), pairs(&[("b", "1"), ("a", "2")]));
+        assert_eq!(params(r#"{"b":"1","a":["3","2"]}"#).unwrap(), pairs(&[("a", "3"), ("a", "2"), ("b", "1")]));
+        assert_eq!(params("null").unwrap(), pairs(&[]));
+        assert_eq!(params("{}").unwrap(), pairs(&[]));
+        for bad in [r#"{"a":1}"#, r#"[["a"]]"#, r#""a=1""#, r#"{"a":[1]}"#] {
+            let error = params(bad).unwrap_err();
+            assert_eq!(error.field, "extra_params", "{bad}");
+            assert_eq!(error.problem, "must be a list of [name, value] string pairs or a mapping of names to strings");
+        }
     }
 
     #[test]

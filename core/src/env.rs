@@ -206,6 +206,9 @@ pub struct EnvMerged {
     /// `(option, variable)` for every option the environment supplied and the
     /// caller did not override.
     pub sources: Vec<(String, String)>,
+    /// The caller passed both a secret and a secret file: refused by
+    /// [`check_required`](Self::check_required) rather than one silently winning.
+    explicit_secret_twice: bool,
     names: Names,
 }
 
@@ -225,6 +228,7 @@ pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
         }};
     }
     let explicit_secret = x.client_secret.is_some() || x_file.is_some();
+    let explicit_secret_twice = x.client_secret.is_some() && x_file.is_some();
     let (client_secret, secret_file, secret_file_source) = if explicit_secret {
         overridden.push("client_secret");
         let source = x_file.as_ref().map(|_| "client_secret_file".to_owned());
@@ -281,6 +285,7 @@ pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
         key_file_source,
         ca_file: x_ca.or(env.ca_file),
         sources,
+        explicit_secret_twice,
         names: env.names,
     }
 }
@@ -288,7 +293,12 @@ pub fn merge_env(explicit: ExplicitOptions, env: EnvReading) -> EnvMerged {
 impl EnvMerged {
     /// Every required option that neither the caller nor the environment gave,
     /// reported at once by the variable that would supply it.
+    /// A secret given twice by the caller (`client_secret` and
+    /// `client_secret_file`) is refused here too.
     pub fn check_required(&self) -> Result<(), ConfigError> {
+        if self.explicit_secret_twice {
+            return Err(ConfigError::new("client_secret", "set only one of client_secret and client_secret_file"));
+        }
         let n = &self.names;
         let mut missing: Vec<String> = Vec::new();
         if self.options.client_id.is_none() {

@@ -256,6 +256,15 @@ scenario(
     [send(T, 1, body=body(scope=["s"], audience=["aud"], extra=[("resource", "https://r.example/a b"), ("tenant", "é&=")]))],
 )
 
+scenario(
+    "request-extra-params-mapping",
+    "Extra parameters given as a mapping: one parameter per value, names in order, each name's values in theirs.",
+    ["request building", "extra parameters"],
+    config(scope="s", extra_params={"tenant": "é&=", "resource": ["https://r.example/b", "https://r.example/a"]}),
+    [send(T, 1, body=body(scope=["s"], extra=[("resource", "https://r.example/b"), ("resource", "https://r.example/a"),
+                                               ("tenant", "é&=")]))],
+)
+
 SPECIAL_SECRET = "p@ss: %+&= é/"
 SPECIAL_ID = "svc:billing+1"
 scenario(
@@ -2007,6 +2016,11 @@ env_case("env-explicit-secret-replaces-the-file", "An explicit secret replaces t
 env_case("env-explicit-secret-file-replaces-the-secret", "An explicit secret file replaces CLIENT_SECRET.",
          BASE_ENV, {"secret_count": 3, "secret_file": "/etc/tokenwell/secret"},
          explicit_secret_file="/etc/tokenwell/secret", secret_file_contents="a,b,c\n")
+env_case("env-explicit-secret-and-secret-file", "An explicit secret and an explicit secret file together are "
+         "refused, rather than one silently winning.",
+         BASE_ENV, error={"field": "client_secret", "problem": "set only one of client_secret and client_secret_file"},
+         explicit={"client_secret": "explicit"}, explicit_secret_file="/etc/tokenwell/secret",
+         secret_file_contents="a\n")
 env_case("env-ca-file", "TOKENWELL_CA_FILE (never prefixed) names the CA file; an explicit ca_file wins.",
          {**BASE_ENV, "TOKENWELL_CA_FILE": "/etc/ssl/private-ca.pem"}, {"ca_file": "/etc/ssl/private-ca.pem"})
 env_case("env-explicit-ca-file-wins", "An explicit ca_file wins over TOKENWELL_CA_FILE.",

@@ -42,13 +42,10 @@ pub(crate) fn parse_options(json: &str) -> Result<ConfigOptions, ConfigError> {
         return Err(ConfigError::new("options", "must be an object"));
     };
     let mut options = Map::new();
-    for (key, mut value) in given {
+    for (key, value) in given {
         let name = snake_case(&key);
         if value.is_null() {
             continue;
-        }
-        if name == "extra_params" {
-            value = extra_params_as_pairs(value);
         }
         if options.insert(name.clone(), value).is_some() {
             // Two spellings of one key: a JS-side mistake the engine cannot see.
@@ -59,17 +56,6 @@ pub(crate) fn parse_options(json: &str) -> Result<ConfigOptions, ConfigError> {
     serde_json::from_value::<ConfigOptions>(value.clone()).map_err(|_| {
         Config::from_json(&value.to_string()).err().unwrap_or_else(|| ConfigError::new("options", "cannot be read"))
     })
-}
-
-/// `extraParams` may be given as `{name: value}` (string values) or as
-/// `[[name, value], ...]`; anything else is passed on for the engine to refuse.
-fn extra_params_as_pairs(value: Value) -> Value {
-    match value {
-        Value::Object(map) if map.values().all(Value::is_string) => {
-            Value::Array(map.into_iter().map(|(name, value)| Value::Array(vec![Value::String(name), value])).collect())
-        }
-        other => other,
-    }
 }
 
 /// Validates JS options, with the secrets optionally read by the host from a

@@ -82,7 +82,7 @@ class ServiceAccount(AsyncHost):
         cache_path: Optional[PathLike] = None,
         client_secret_file: Optional[PathLike] = None,
         on_event: Optional[Callable[[Event], Any]] = None,
-        extra_params: Optional[Union[Mapping[str, str], Sequence[Tuple[str, str]]]] = None,
+        extra_params: Optional[Union[Mapping[str, Union[str, Sequence[str]]], Sequence[Tuple[str, str]]]] = None,
         max_response_bytes: Optional[int] = None,
         allow_insecure_http: Optional[bool] = None,
         ca_file: Optional[PathLike] = None,

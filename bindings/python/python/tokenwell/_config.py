@@ -86,7 +86,8 @@ def engine_options(arguments: Mapping[str, Any]) -> Dict[str, Any]:
             options[engine_name] = _milliseconds(arguments[name])
     params = arguments.get("extra_params")
     if params is not None:
-        options["extra_params"] = [[k, v] for k, v in params.items()] if isinstance(params, Mapping) else params
+        # Pairs or a mapping (name -> value, or name -> list of values): the engine reads both.
+        options["extra_params"] = dict(params) if isinstance(params, Mapping) else params
     if arguments.get("client_secret") is not None and arguments.get("client_secret_file") is not None:
         # merge_env would let the file win silently; two secrets is a mistake to name.
         raise _native.config_error("client_secret", "set only one of client_secret and client_secret_file")

@@ -586,10 +586,11 @@ if ((KEYCLOAK)); then
 
   # This run's admin password (replacing the cached database's).
   KC_ADMIN_USER=$(jq -r .username "$KC_HOME/tokenwell-initial-db/admin.json")
-  kc_admin_token=$(curl -fsS --max-time 20 -d grant_type=password -d client_id=admin-cli \
-    --data-urlencode "username=$KC_ADMIN_USER" \
-    --data-urlencode "password=$(jq -r .password "$KC_HOME/tokenwell-initial-db/admin.json")" \
-    "$KC_BASE/realms/master/protocol/openid-connect/token" | jq -r .access_token) ||
+  # The form goes through stdin: no password on any command line.
+  kc_admin_token=$(jq -rj '"grant_type=password&client_id=admin-cli&username=\(.username | @uri)&password=\(.password | @uri)"' \
+    "$KC_HOME/tokenwell-initial-db/admin.json" |
+    curl -fsS --max-time 20 --data-binary @- "$KC_BASE/realms/master/protocol/openid-connect/token" |
+    jq -r .access_token) ||
     die "Keycloak: admin login with the cached password failed"
   kc_admin_id=$(curl -fsS --max-time 20 -H "Authorization: Bearer $kc_admin_token" \
     "$KC_BASE/admin/realms/master/users?exact=true&username=$KC_ADMIN_USER" | jq -r '.[0].id') ||

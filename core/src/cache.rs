@@ -9,7 +9,7 @@ use crate::config::{validate_secrets, AuthMethod, Config};
 use crate::discovery::{choose_auth_method, discovery_urls, is_absent, parse_discovery_response, DiscoveryDocument};
 use crate::entropy::EntropyPool;
 use crate::error::{ConfigError, ErrorKind, SnapshotError, TokenError};
-use crate::event::{DiscoveryCause, Event, EventKind, RefreshReason};
+use crate::event::{CacheFileProblem, DiscoveryCause, Event, EventKind, RefreshReason};
 use crate::keys::{parse_key_file, PrivateKey};
 use crate::request::{build_request_at, discovery_request, FetchId, TokenRequest};
 use crate::response::{parse_guarded, server_text, LifetimeSource, ParsedToken};
@@ -293,11 +293,20 @@ impl Jitter {
 ///    [`FetchId`], then wake waiting callers so they poll again.
 /// 3. Drain [`poll_event`](Self::poll_event) for logs and metrics.
 /// 4. Call [`invalidate`](Self::invalidate) when an API answers 401 for a token,
-///    and [`replace_secrets`](Self::replace_secrets) when the secrets change.
+///    and [`replace_secrets`](Self::replace_secrets) /
+///    [`replace_keys_from_file`](Self::replace_keys_from_file) when the
+///    secrets or keys change.
+///
+/// Issue-12 additions a host honours: a request to send may be a `GET` (issuer
+/// discovery): send it without a body and report it like any other; its
+/// `handle_response` answers [`ErrorKind::DiscoveryComplete`], after which a
+/// poll sends the token request. A client that signs assertions gets fresh
+/// OS randomness through [`add_entropy`](Self::add_entropy) before each poll
+/// that may send.
 ///
 /// A host may skip `poll` and serve the token it last received until
 /// `next_wakeup()`: nothing changes before then unless the host itself calls
-/// `invalidate`, `replace_secrets` or `import_snapshot`.
+/// `invalidate`, `replace_secrets`, `replace_keys` or `import_snapshot`.
 #[derive(Debug)]
 pub struct TokenCache {
     config: Config,
@@ -667,6 +676,17 @@ impl TokenCache {
         self.observe_clock(now);
         let (source, problem) = (source.to_owned(), problem.to_owned());
         self.emit(now, EventKind::SecretFileRejected { source, problem });
+    }
+
+    /// The host could not use its token cache file as it should (`problem`;
+    /// `detail` is a non-secret reason, error name or mode): one
+    /// `CacheFileProblem` event, so that every host reports the cron cache's
+    /// problems as the same engine event. Hosts report a problem once until it
+    /// changes.
+    pub fn report_cache_file_problem(&mut self, path: &str, problem: CacheFileProblem, detail: &str, now: u64) {
+        self.observe_clock(now);
+        let (path, detail) = (path.to_owned(), detail.to_owned());
+        self.emit(now, EventKind::CacheFileProblem { path, problem, detail });
     }
 
     /// The next event, oldest first.

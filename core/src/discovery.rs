@@ -277,6 +277,12 @@ mod tests {
         assert_eq!(kind(301, ""), ErrorKind::MalformedResponse);
         assert_eq!(kind(399, ""), ErrorKind::MalformedResponse);
         assert_eq!(kind(404, ""), ErrorKind::DiscoveryFailed);
+        let described = |status: u16| parse("https://a.example", status, "").unwrap_err().description.unwrap();
+        assert_eq!(
+            described(404),
+            "issuer discovery: HTTP 404: no metadata document for this issuer; check issuer (ISSUER_URL)"
+        );
+        assert_eq!(described(403), "issuer discovery: HTTP 403");
         assert_eq!(kind(403, ""), ErrorKind::DiscoveryFailed);
         assert_eq!(kind(200, "<html>"), ErrorKind::MalformedResponse);
         assert_eq!(kind(200, "[1]"), ErrorKind::MalformedResponse);

@@ -51,6 +51,40 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What went wrong with the host's token cache file (see
+/// [`EventKind::CacheFileProblem`]). The same names in every host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CacheFileProblem {
+    /// The file may not be used (a symlink, another owner, writable by others,
+    /// too large, not a snapshot of this configuration): not read, and
+    /// replaced by the next snapshot.
+    Ignored,
+    /// The file was readable by others; its mode was narrowed to 0600.
+    PermissionsTightened,
+    /// A snapshot could not be written.
+    WriteFailed,
+    /// The lock file may not be used: no cross-process single flight.
+    LockFailed,
+    /// Another process held the lock past the wait: fetched without it.
+    LockTimeout,
+}
+
+impl CacheFileProblem {
+    /// Its parse from the `snake_case` name hosts use.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "ignored" => Self::Ignored,
+            "permissions_tightened" => Self::PermissionsTightened,
+            "write_failed" => Self::WriteFailed,
+            "lock_failed" => Self::LockFailed,
+            "lock_timeout" => Self::LockTimeout,
+            _ => return None,
+        })
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -143,6 +177,17 @@ pub enum EventKind {
         source: String,
         /// What is wrong with it (never its contents).
         problem: String,
+    },
+    /// The host's token cache file (the cron cache that runs and hosts share)
+    /// could not be used as it should; the host carries on without it. Reported
+    /// by the host, once until the problem changes.
+    CacheFileProblem {
+        /// The file (or its lock file).
+        path: String,
+        /// What happened.
+        problem: CacheFileProblem,
+        /// The non-secret detail: a reason, an error name, a mode.
+        detail: String,
     },
     /// Outage grace: the last refresh failed for a transient reason, so the
     /// cached token is served inside its refresh margin (once per outage).

@@ -75,7 +75,7 @@ pub use env::{
     FileStamp, SecretFileWatch, ALLOW_INSECURE_HTTP_VAR, CA_FILE_VAR,
 };
 pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
-pub use event::{DiscoveryCause, Event, EventKind, RefreshReason};
+pub use event::{CacheFileProblem, DiscoveryCause, Event, EventKind, RefreshReason};
 pub use keys::{parse_key_file, parse_private_keys, PrivateKey, SigningAlg};
 pub use request::{
     basic_authorization, build_signed_token_request, build_token_request, form_urlencode, FetchId, HttpRequest,

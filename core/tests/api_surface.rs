@@ -103,7 +103,7 @@ fn mistyped_options_say_what_they_take() {
         ("client_secrets", "{}", "must be a string or a list of strings"),
         ("scope", "5", "must be a space-separated string or a list of strings"),
         ("audience", "true", "must be a space-separated string or a list of strings"),
-        ("extra_params", r#"["a"]"#, "must be a list of [name, value] string pairs"),
+        ("extra_params", r#"["a"]"#, "must be a list of [name, value] string pairs or a mapping of names to strings"),
         ("allow_insecure_http", r#""yes""#, "must be true or false"),
         ("backoff_jitter", "1", "must be true or false"),
         ("outage_grace", r#""no""#, "must be true or false"),
@@ -185,4 +185,30 @@ fn outage_grace_near_the_end_of_time() {
         other => panic!("expected the token under outage grace, got {other:?}"),
     }
     assert_eq!(cache.next_wakeup(), Some(u64::MAX - 1_000));
+}
+
+#[test]
+fn cache_file_problems_are_engine_events_with_one_name_per_problem() {
+    use tokenwell::CacheFileProblem;
+    let names = [
+        (CacheFileProblem::Ignored, "ignored"),
+        (CacheFileProblem::PermissionsTightened, "permissions_tightened"),
+        (CacheFileProblem::WriteFailed, "write_failed"),
+        (CacheFileProblem::LockFailed, "lock_failed"),
+        (CacheFileProblem::LockTimeout, "lock_timeout"),
+    ];
+    for (problem, name) in names {
+        assert_eq!(CacheFileProblem::parse(name), Some(problem));
+        assert_eq!(serde_json::to_value(problem).unwrap(), name);
+    }
+    assert_eq!(CacheFileProblem::parse("Ignored"), None);
+    let mut cache = cache();
+    cache.report_cache_file_problem("/var/cache/t.json", CacheFileProblem::WriteFailed, "ENOSPC", T0);
+    let event = serde_json::to_value(cache.poll_event().unwrap()).unwrap();
+    assert_eq!(
+        event,
+        serde_json::json!({"at": T0, "actor_type": "client", "actor_id": "c", "type": "cache_file_problem",
+                           "path": "/var/cache/t.json", "problem": "write_failed", "detail": "ENOSPC"})
+    );
+    assert!(cache.poll_event().is_none());
 }

@@ -347,6 +347,24 @@ impl PyTokenCache {
         Ok(())
     }
 
+    /// The host's cache file could not be used as it should (`problem`: `ignored`,
+    /// `permissions_tightened`, `write_failed`, `lock_failed` or `lock_timeout`;
+    /// `detail` a non-secret reason): one `cache_file_problem` event is queued.
+    fn report_cache_file_problem(
+        &self,
+        path: &str,
+        problem: &str,
+        detail: &str,
+        now_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let Some(problem) = tokenwell::CacheFileProblem::parse(problem) else {
+            return Err(pyo3::exceptions::PyValueError::new_err("problem is not a cache file problem name"));
+        };
+        self.engine().report_cache_file_problem(path, problem, detail, now);
+        Ok(())
+    }
+
     /// The next event as a dict (`at`, `actor_type`, `actor_id`, `type`, ...), or `None`.
     fn poll_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let event = self.engine().poll_event();

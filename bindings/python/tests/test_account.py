@@ -238,7 +238,7 @@ def test_get_token_async_with_sync_transport(clock: FakeClock) -> None:
         ({"scope": [1]}, "scope"),
         ({"scope": "a b\u00e9"}, "scope[1]"),
         ({"audience": 7}, "audience"),
-        ({"auth_method": "private_key_jwt"}, "auth_method"),
+        ({"auth_method": "tls_client_auth"}, "auth_method"),
         ({"engine_options": {"colour": "red"}}, "colour"),
         ({"engine_options": {"backoff_jitter": "yes"}}, "backoff_jitter"),
         ({"max_response_bytes": 1}, "max_response_bytes"),

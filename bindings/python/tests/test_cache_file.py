@@ -52,20 +52,20 @@ def test_corrupt_foreign_and_insecure_files_are_ignored_with_an_event(tmp_path: 
     transport = CountingTransport()
     a = account(transport, clock, path, on_event=log)
     assert a.get_token() == "at-1"
-    ignored = [e for e in log.events if e["type"] == "cache_ignored"]
-    assert [e["reason"] for e in ignored] == ["corrupt"]
+    ignored = events_of(log, "ignored")
+    assert [e["detail"] for e in ignored] == ["corrupt"]
     assert json.loads(path.read_text())["access_token"] == "at-1"  # replaced by a good snapshot
 
     log2 = EventLog()
     other = account(transport, clock, path, client_id="another-client", on_event=log2)
     assert other.get_token() == "at-2"
-    assert [e["reason"] for e in log2.events if e["type"] == "cache_ignored"] == ["fingerprint_mismatch"]
+    assert [e["detail"] for e in events_of(log2, "ignored")] == ["fingerprint_mismatch"]
 
     log3 = EventLog()
     path.chmod(0o666)  # writable by anyone: a token planted there must not be sent
     third = account(transport, clock, path, client_id="another-client", on_event=log3)
     assert third.get_token() == "at-3"
-    assert [e["reason"] for e in log3.events if e["type"] == "cache_ignored"] == ["insecure_permissions"]
+    assert [e["detail"] for e in events_of(log3, "ignored")] == ["insecure_permissions: 0o666"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -76,7 +76,7 @@ def test_expired_snapshot_is_refetched(tmp_path: Path, clock: FakeClock) -> None
     clock.advance(200)
     log = EventLog()
     assert account(transport, clock, path, on_event=log).get_token() == "at-2"
-    assert [e.get("reason") for e in log.events if e["type"] == "cache_ignored"] == ["expired"]
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["expired"]
 
 
 def test_invalidated_token_is_not_loaded_again(tmp_path: Path, clock: FakeClock) -> None:
@@ -209,9 +209,10 @@ def test_asyncio_stampede_with_a_cache_file_makes_one_request(tmp_path: Path, cl
 NOBODY = 65534
 
 
-def events_of(log: EventLog, kind: str) -> List[Dict[str, Any]]:
+def events_of(log: EventLog, problem: str) -> List[Dict[str, Any]]:
+    """The engine's ``cache_file_problem`` events of one ``problem``."""
     with log.cond:
-        return [e for e in log.events if e["type"] == kind]
+        return [e for e in log.events if e["type"] == "cache_file_problem" and e["problem"] == problem]
 
 
 def ask_within(account: ServiceAccount, seconds: float, release: Callable[[], None] = lambda: None) -> str:
@@ -248,9 +249,9 @@ def test_a_foreign_cache_file_is_ignored_and_a_foreign_lock_file_is_not_used(tmp
     os.chown(str(path) + ".lock", NOBODY, NOBODY)
     log = EventLog()
     assert account(transport, clock, path, on_event=log).get_token() == "at-2"  # the foreign snapshot is not used
-    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["foreign_owner"]
-    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["foreign_owner"]
-    assert events_of(log, "cache_lock_failed")[0]["path"] == str(path) + ".lock"
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["foreign_owner"]
+    assert [e["detail"] for e in events_of(log, "lock_failed")] == ["foreign_owner"]
+    assert events_of(log, "lock_failed")[0]["path"] == str(path) + ".lock"
     assert os.stat(str(path) + ".lock").st_uid == NOBODY  # left alone
 
 
@@ -266,8 +267,8 @@ def test_planted_symlinks_are_not_followed(tmp_path: Path, clock: FakeClock) -> 
     transport = CountingTransport()
     assert ask_within(account(transport, clock, path, on_event=log), 10) == "at-1"
     assert list(elsewhere.iterdir()) == []  # nothing created where the links point
-    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["symlink"]
-    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["symlink"]  # once, though locked twice
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["symlink"]
+    assert [e["detail"] for e in events_of(log, "lock_failed")] == ["symlink"]  # once, though locked twice
     # The snapshot replaced the cache link (a rename never follows it); the lock link stays.
     assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.path.islink(str(path) + ".lock")
@@ -283,7 +284,7 @@ def test_a_symlinked_lock_under_asyncio_is_reported_once(tmp_path: Path, clock: 
     a = account(CountingTransport(), clock, path, on_event=log)
     assert asyncio.run(a.get_token_async()) == "at-1"
     assert not target.exists()
-    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["symlink"]
+    assert [e["detail"] for e in events_of(log, "lock_failed")] == ["symlink"]
 
 
 def test_a_fifo_at_the_cache_path_cannot_block(tmp_path: Path, clock: FakeClock) -> None:
@@ -296,7 +297,7 @@ def test_a_fifo_at_the_cache_path_cannot_block(tmp_path: Path, clock: FakeClock)
 
     log = EventLog()
     assert ask_within(account(CountingTransport(), clock, path, on_event=log), 5, release) == "at-1"
-    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["not_regular_file"]
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["not_regular_file"]
 
 
 def test_a_fifo_at_the_lock_path_cannot_block(tmp_path: Path, clock: FakeClock) -> None:
@@ -304,7 +305,7 @@ def test_a_fifo_at_the_lock_path_cannot_block(tmp_path: Path, clock: FakeClock) 
     os.mkfifo(str(path) + ".lock", 0o600)
     log = EventLog()
     assert ask_within(account(CountingTransport(), clock, path, on_event=log), 5) == "at-1"
-    assert [e["reason"] for e in events_of(log, "cache_lock_failed")] == ["not_regular_file"]
+    assert [e["detail"] for e in events_of(log, "lock_failed")] == ["not_regular_file"]
     assert json.loads(path.read_text())["access_token"] == "at-1"  # the cache file itself still works
 
 
@@ -316,8 +317,8 @@ def test_a_cache_path_under_a_regular_file_is_reported_not_raised(tmp_path: Path
     transport = CountingTransport()
     a = account(transport, clock, path, on_event=log)
     assert a.get_token() == "at-1"
-    assert [e["type"] for e in log.events if e["type"].startswith("cache_")] == ["cache_lock_failed", "cache_write_failed"]
-    assert events_of(log, "cache_lock_failed")[0]["reason"] == "unusable"
+    assert [e["problem"] for e in log.events if e["type"] == "cache_file_problem"] == ["lock_failed", "write_failed"]
+    assert events_of(log, "lock_failed")[0]["detail"].startswith("unusable")
     assert a.invalidate("at-1") == "invalidated"
     assert a.get_token() == "at-2"
 
@@ -327,8 +328,8 @@ def test_a_directory_at_the_cache_path_is_reported_not_raised(tmp_path: Path, cl
     path.mkdir()
     log = EventLog()
     assert account(CountingTransport(), clock, path, on_event=log).get_token() == "at-1"
-    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["not_regular_file"]
-    assert [e["error"] for e in events_of(log, "cache_write_failed")] == ["EISDIR"]
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["not_regular_file"]
+    assert [e["detail"] for e in events_of(log, "write_failed")] == ["EISDIR"]
 
 
 def test_an_unwritable_cache_directory_is_reported_not_raised(
@@ -356,8 +357,8 @@ def test_an_unwritable_cache_directory_is_reported_not_raised(
     monkeypatch.setattr(tempfile, "mkstemp", refuse_mkstemp)
     log = EventLog()
     assert account(CountingTransport(), clock, tmp_path / "token.json", on_event=log).get_token() == "at-1"
-    assert [(e["reason"], e["error"]) for e in events_of(log, "cache_lock_failed")] == [("unusable", "EACCES")]
-    assert [e["error"] for e in events_of(log, "cache_write_failed")] == ["EACCES"]
+    assert [e["detail"] for e in events_of(log, "lock_failed")] == ["unusable: EACCES"]
+    assert [e["detail"] for e in events_of(log, "write_failed")] == ["EACCES"]
 
 
 def test_a_cache_file_readable_by_others_is_tightened_and_still_used(tmp_path: Path, clock: FakeClock) -> None:
@@ -371,7 +372,7 @@ def test_a_cache_file_readable_by_others_is_tightened_and_still_used(tmp_path: P
     assert transport.count == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(os.stat(str(path) + ".lock").st_mode) == 0o600
-    assert [e["mode"] for e in events_of(log, "cache_permissions_tightened")] == ["0o644"]
+    assert [e["detail"] for e in events_of(log, "permissions_tightened")] == ["0o644"]
 
 
 def test_a_hard_linked_cache_file_is_neither_used_nor_chmodded(tmp_path: Path, clock: FakeClock) -> None:
@@ -383,5 +384,5 @@ def test_a_hard_linked_cache_file_is_neither_used_nor_chmodded(tmp_path: Path, c
     other.chmod(0o644)
     log = EventLog()
     assert account(transport, clock, path, on_event=log).get_token() == "at-2"
-    assert [e["reason"] for e in events_of(log, "cache_ignored")] == ["hard_linked"]
+    assert [e["detail"] for e in events_of(log, "ignored")] == ["hard_linked"]
     assert stat.S_IMODE(other.stat().st_mode) == 0o644

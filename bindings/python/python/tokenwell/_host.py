@@ -61,9 +61,12 @@ class EngineHost:
         self._ca_file = settings.ca_file
         self._timeout_s = self._cache.request_timeout_ms / 1000.0
         self._max_response_bytes = self._cache.max_response_bytes
-        # Host events (cache file problems come from any thread, some while
-        # self._cond is held): appended without a lock, dispatched in order.
+        # Events for the caller, dispatched in order outside the lock.
         self._outbox: "collections.deque[Event]" = collections.deque()
+        # Cache file problems come from any thread, some while self._cond is
+        # held: queued without a lock, then reported to the engine (which makes
+        # the cache_file_problem event) by the next _collect_locked.
+        self._file_problems: "collections.deque[Tuple[str, str, str]]" = collections.deque()
         self._cache_file = CacheFile(cache_path, self._host_event) if cache_path is not None else None
 
         # The hot path reads these two without a lock. Writers store the token
@@ -312,7 +315,7 @@ class EngineHost:
 
     def _save(self, snapshot: Optional[str]) -> None:
         if snapshot is not None and self._cache_file is not None:
-            self._cache_file.write(snapshot)  # a failure is a cache_write_failed event
+            self._cache_file.write(snapshot)  # a failure is a cache_file_problem event (write_failed)
 
     # ---- events ---------------------------------------------------------------------
 
@@ -320,18 +323,27 @@ class EngineHost:
         return int(self._clock() * 1000)
 
     def _collect_locked(self) -> None:
+        while self._file_problems:
+            path, problem, detail = self._file_problems.popleft()
+            self._cache.report_cache_file_problem(path, problem, detail, self._now_ms())
         events = self._cache.drain_events()
         if events:
             self._outbox.extend(events)
 
     def _host_event(self, kind: str, **fields: Any) -> None:
-        """Queues an event about the cache file (from any thread, with or without
-        ``self._cond``); it is delivered by the next ``_dispatch_events``."""
-        event: Event = {"at": self._now_ms(), "actor_type": "client", "actor_id": self._cache.client_id, "type": kind}
-        event.update(fields)
-        self._outbox.append(event)
+        """A problem with the cache file, ``cache_<problem>`` with its path and
+        non-secret fields (from any thread, with or without ``self._cond``):
+        the engine words it as a ``cache_file_problem`` event (``problem``,
+        ``path``, ``detail``: the reason, error name or mode, joined by ``: ``)."""
+        problem = kind[len("cache_") :] if kind.startswith("cache_") else kind
+        path = str(fields.pop("path"))
+        detail = ": ".join(str(fields[k]) for k in ("reason", "error", "mode") if fields.get(k) is not None)
+        self._file_problems.append((path, problem, detail))
 
     def _dispatch_events(self) -> None:
+        if self._file_problems:
+            with self._cond:
+                self._collect_locked()
         events: List[Event] = []
         while True:
             try:
@@ -374,17 +386,13 @@ _WARN = {
     "secret_file_rejected",
     "outage_grace_served",
     "fetch_abandoned",
-    "cache_ignored",
-    "cache_write_failed",
-    "cache_lock_timeout",
-    "cache_lock_failed",
-    "cache_permissions_tightened",
+    "cache_file_problem",
 }
 
 
 def _log_event(event: Event) -> None:
     kind = event.get("type", "")
-    if kind == "cache_ignored" and event.get("reason") == "expired":
+    if kind == "cache_file_problem" and event.get("problem") == "ignored" and event.get("detail") == "expired":
         level = logging.DEBUG
     else:
         level = logging.WARNING if kind in _WARN else logging.DEBUG

@@ -14,6 +14,16 @@ struct Component;
 
 impl wit_engine::Guest for Component {
     type TokenCache = TokenCache;
+
+    /// The engine's 401 rule, not one of this binding's.
+    fn retry_request(outcome: wit::InvalidateOutcome) -> bool {
+        let outcome = match outcome {
+            wit::InvalidateOutcome::Invalidated => tw::InvalidateOutcome::Invalidated,
+            wit::InvalidateOutcome::NotCurrent => tw::InvalidateOutcome::NotCurrent,
+            wit::InvalidateOutcome::RateLimited => tw::InvalidateOutcome::RateLimited,
+        };
+        outcome.retry_request()
+    }
 }
 
 /// The `token-cache` resource. Resource methods take `&self`, and a component

@@ -68,23 +68,26 @@ fn now_ms() -> u64 {
     now.seconds.saturating_mul(1000).saturating_add(u64::from(now.nanoseconds / 1_000_000))
 }
 
-/// The configuration from `wasi:cli/environment`, with the variables of every
-/// other binding (`options_from_env`).
+/// The configuration from `wasi:cli/environment`, through the host contract
+/// every binding follows (`read_env`, `merge_env` with no explicit options,
+/// `into_config`): the same variables, the same errors, renamed to the
+/// variable at fault (`SCOPE[1]`). A secret or key file is refused: the
+/// provider has no filesystem access.
 fn config_from_environment(prefix: &str) -> Result<tw::Config, tw::ConfigError> {
     let vars = environment::get_environment();
     let get = |name: &str| vars.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-    let env = tw::options_from_env(prefix, &get)?;
-    if env.secret_file.is_some() {
-        let var = env.secret_file_var.unwrap_or_else(|| format!("{prefix}CLIENT_SECRET_FILE"));
-        return Err(tw::ConfigError::new(
-            var,
-            format!(
-                "is not supported by the provider component, which has no filesystem access: \
-                 set {prefix}CLIENT_SECRET, or call configure"
-            ),
-        ));
+    let merged = tw::merge_env(tw::ExplicitOptions::default(), tw::read_env(prefix, &get)?);
+    merged.check_required()?;
+    let no_files = "is not supported by the provider component, which has no filesystem access";
+    if merged.secret_file.is_some() {
+        let source = merged.secret_file_source.unwrap_or_else(|| format!("{prefix}CLIENT_SECRET_FILE"));
+        return Err(tw::ConfigError::new(source, format!("{no_files}: set {prefix}CLIENT_SECRET, or call configure")));
     }
-    tw::Config::from_options(env.options)
+    if merged.key_file.is_some() {
+        let source = merged.key_file_source.unwrap_or_else(|| format!("{prefix}CLIENT_PRIVATE_KEY_FILE"));
+        return Err(tw::ConfigError::new(source, format!("{no_files}: set {prefix}CLIENT_SECRET")));
+    }
+    merged.into_config(None)
 }
 
 /// Runs `f` on the provider, configuring it from the environment first if

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The end-to-end suite: starts Ory Hydra and oidc-provider on 127.0.0.1 once
+# The end-to-end suite: starts Ory Hydra, oidc-provider and Keycloak on 127.0.0.1 once
 # (tests/integration/servers/with-servers.sh) and runs the same cases from every
-# host against both. A server that cannot be built or started is a failure.
+# host against them ("servers" first: a smoke check of every server and client
+# with curl and openssl). A server that cannot be built or started is a failure.
 #
 #   tests/integration/run.sh              every host
 #   tests/integration/run.sh rust python  some hosts

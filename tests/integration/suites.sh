@@ -7,10 +7,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [[ -n ${TOKENWELL_SERVERS:-} ]] || { echo "TOKENWELL_SERVERS is not set: use tests/integration/run.sh" >&2; exit 2; }
 
 hosts=("$@")
-((${#hosts[@]})) || hosts=(rust node python component install)
+((${#hosts[@]})) || hosts=(servers rust node python component install)
 
 run_host() {
   case $1 in
+    servers) bash tests/integration/servers/smoke.sh ;;
     rust) cargo test -q -p tokenwell-integration -- --test-threads=4 --nocapture ;;
     node | python | component) make --no-print-directory -C "bindings/$1" e2e ;;
     install) bash scripts/test-install.sh ;;
@@ -20,7 +21,7 @@ run_host() {
 
 passed=0 failed=0 failed_hosts=()
 for host in "${hosts[@]}"; do
-  echo "=== end-to-end: $host host against Hydra and oidc-provider ==="
+  echo "=== end-to-end: $host against Hydra, oidc-provider and Keycloak ==="
   start=$SECONDS
   if run_host "$host"; then
     passed=$((passed + 1))

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Fetch the Keycloak distribution (org.keycloak:keycloak-quarkus-dist, a
 # tar.gz on Maven Central) and unpack it at
-# ${TOKENWELL_CACHE:-$REPO/.cache}/keycloak-$VERSION.
+# ${TOKENWELL_CACHE:-<per-user tool cache>}/keycloak-$VERSION: like the tools
+# built from crates.io, in ${TOKENWELL_TOOLS:-~/.cache/tokenwell-tools}, so
+# that every clone on the machine (CI's included) reuses one download and the
+# database made by its first start (about 2 minutes).
 #
 # Prints the Keycloak home directory on stdout (last line); everything else
 # goes to stderr. A second run with the same recipe only checks the stamp file
@@ -34,7 +37,7 @@ STAMP_TEXT="keycloak-quarkus-dist ${KC_VERSION} sha1=${KC_SHA1} build=${KC_BUILD
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
-CACHE=${TOKENWELL_CACHE:-$REPO/.cache}
+CACHE=${TOKENWELL_CACHE:-${TOKENWELL_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenwell-tools}}
 KC_HOME=$CACHE/keycloak-$KC_VERSION
 STAMP=$KC_HOME/.tokenwell-stamp
 ARTIFACT_PATH=org/keycloak/keycloak-quarkus-dist/$KC_VERSION/keycloak-quarkus-dist-$KC_VERSION.tar.gz

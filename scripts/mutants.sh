@@ -14,6 +14,11 @@
 # unviable / timeouts and the score caught / (caught + missed), lists what was
 # missed, and exits non-zero below MUTANTS_MIN_SCORE percent (default 95) or if
 # a shard could not run. Output of the last run: .cache/mutants/shard-N/.
+# MUTANTS_SAMPLE=k/n tests only the k-th of n equal slices of the mutants
+# (round-robin, so each slice spreads over every file); n consecutive values of
+# k cover every mutant once. `make test` (CI) runs one slice, chosen from the
+# commit count, so that it fits CI's time budget and successive commits rotate
+# through them all; `make mutants` runs them all.
 # MUTANTS_ARGS adds cargo-mutants options, e.g. MUTANTS_ARGS='--re=^core/src/error\.rs:'
 # to look at one file while working on its tests (the score then covers only it;
 # --file would add to the configured files, not narrow them).
@@ -21,7 +26,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shards="${MUTANTS_SHARDS:-2}"
 min_score="${MUTANTS_MIN_SCORE:-95}"
-work="$PWD/.cache/mutants"
+# MUTANTS_WORK: where the shards' trees, target directories and reports go.
+work="${MUTANTS_WORK:-$PWD/.cache/mutants}"
 
 bin=$(bash scripts/setup-mutants.sh | tail -n 1)
 
@@ -40,12 +46,23 @@ for ((k = 1; k < shards; k++)); do
   [ -d "$work/target-$k" ] || cp -a "$work/target-0" "$work/target-$k"
 done
 
+# The slice of the mutants this run covers: all of them, or the k-th of n.
+slice=0 slices=1
+if [ -n "${MUTANTS_SAMPLE:-}" ]; then
+  if ! [[ $MUTANTS_SAMPLE =~ ^([0-9]+)/([1-9][0-9]*)$ ]] || [ "${BASH_REMATCH[1]}" -ge "${BASH_REMATCH[2]}" ]; then
+    echo "mutants: MUTANTS_SAMPLE must be k/n with 0 <= k < n (got '$MUTANTS_SAMPLE')" >&2
+    exit 2
+  fi
+  slice=${BASH_REMATCH[1]} slices=${BASH_REMATCH[2]}
+  echo "mutants: slice $slice of $slices (every mutant is in exactly one slice)" >&2
+fi
+
 start=$(date +%s)
 pids=()
 for ((k = 0; k < shards; k++)); do
   rm -rf "$work/shard-$k"
   CARGO_TARGET_DIR="$work/target-$k" "$bin" mutants --package tokenwell --jobs 1 \
-    --shard "$k/$shards" --sharding round-robin --output "$work/shard-$k" --colors never --no-times \
+    --shard "$((slice * shards + k))/$((slices * shards))" --sharding round-robin --output "$work/shard-$k" --colors never --no-times \
     ${MUTANTS_ARGS:-} >"$work/shard-$k.log" 2>&1 &
   pids+=($!)
 done

@@ -100,13 +100,14 @@ impl PyTokenRequest {
         self.inner.fetch_id.0
     }
 
-    /// Always `"POST"`.
+    /// `"POST"` for a token request; `"GET"` for an issuer-discovery request
+    /// (send it without a body).
     #[getter]
     fn method(&self) -> &str {
         &self.inner.http.method
     }
 
-    /// The token endpoint.
+    /// The token endpoint, or the metadata document's URL (discovery).
     #[getter]
     fn url(&self) -> &str {
         &self.inner.http.url
@@ -118,7 +119,8 @@ impl PyTokenRequest {
         PyList::new(py, &self.inner.http.headers)
     }
 
-    /// The form body. Holds the credentials for `client_secret_post`.
+    /// The form body (empty for `GET`). Holds the credentials for
+    /// `client_secret_post` and the signed client assertion.
     #[getter]
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.http.body.as_bytes())
@@ -300,6 +302,16 @@ impl PyTokenCache {
         token_error(py, &error)
     }
 
+    /// Mixes fresh randomness from the OS (`os.urandom(32)`) into the pool
+    /// that makes each client assertion's `jti`. A host whose client signs
+    /// assertions calls it before every `poll` that may send, so that forked
+    /// processes never sign with the same `jti`.
+    fn add_entropy(&self, entropy: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = body_bytes(entropy).map_err(|_| PyValueError::new_err("entropy must be bytes"))?;
+        self.engine().add_entropy(&bytes);
+        Ok(())
+    }
+
     /// When to poll again even if no caller asks (ms), or `None`.
     fn next_wakeup(&self) -> Option<u64> {
         self.engine().next_wakeup()
@@ -335,6 +347,23 @@ impl PyTokenCache {
     ) -> PyResult<bool> {
         let now = non_negative_int(now_ms, "now_ms")?;
         let outcome = self.engine().replace_secrets_from_file(contents, source, now);
+        outcome.map_err(|e| config_error(py, &e))
+    }
+
+    /// Replaces the private keys with a key file's `contents` (PEM blocks or a
+    /// JWK / JWKS, current first; the one entry point after a changed key file
+    /// was read). Returns whether they changed. A file with no valid key keeps
+    /// the current keys, queues one `secret_file_rejected` event naming
+    /// `source`, and raises `InvalidConfigError` (never quoting the file).
+    fn replace_keys_from_file(
+        &self,
+        py: Python<'_>,
+        contents: &str,
+        source: &str,
+        now_ms: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let now = non_negative_int(now_ms, "now_ms")?;
+        let outcome = self.engine().replace_keys_from_file(contents, source, now);
         outcome.map_err(|e| config_error(py, &e))
     }
 
@@ -422,10 +451,29 @@ impl PyTokenCache {
         self.engine().config().client_id().to_owned()
     }
 
-    /// The token endpoint.
+    /// The configured token endpoint; `""` when it is discovered from `issuer`.
     #[getter]
     fn token_url(&self) -> String {
         self.engine().config().token_url().to_owned()
+    }
+
+    /// Where token requests go: `token_url`, or the endpoint discovered from
+    /// the issuer (`None` until its metadata document was read).
+    #[getter]
+    fn token_endpoint(&self) -> Option<String> {
+        self.engine().token_endpoint().map(str::to_owned)
+    }
+
+    /// The issuer exactly as configured, if any.
+    #[getter]
+    fn issuer(&self) -> Option<String> {
+        self.engine().config().issuer().map(str::to_owned)
+    }
+
+    /// How many private keys are configured (`private_key_jwt`).
+    #[getter]
+    fn key_count(&self) -> usize {
+        self.engine().config().key_count()
     }
 
     /// Identifies the configuration a snapshot belongs to (never covers the secret).
@@ -434,10 +482,12 @@ impl PyTokenCache {
         self.engine().config().fingerprint()
     }
 
-    /// `"client_secret_basic"` or `"client_secret_post"`.
+    /// The auth method token requests use: `"client_secret_basic"`,
+    /// `"client_secret_post"`, `"private_key_jwt"` or `"client_secret_jwt"`
+    /// (with discovery, the one chosen with the document once read).
     #[getter]
     fn auth_method(&self) -> &'static str {
-        self.engine().config().auth_method().as_str()
+        self.engine().auth_method().as_str()
     }
 
     /// The requested scopes.
@@ -475,9 +525,10 @@ impl PyTokenCache {
     fn __repr__(&self) -> String {
         let engine = self.engine();
         format!(
-            "TokenCache(client_id={:?}, token_url={:?}, state='{}')",
+            "TokenCache(client_id={:?}, token_url={:?}, issuer={:?}, state='{}')",
             engine.config().client_id(),
-            engine.config().token_url(),
+            engine.token_endpoint().unwrap_or(""),
+            engine.config().issuer(),
             serde_name(&engine.state())
         )
     }

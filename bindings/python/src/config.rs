@@ -86,7 +86,7 @@ impl PyConfig {
         Ok(Self { inner })
     }
 
-    /// The token endpoint.
+    /// The token endpoint; `""` when it is discovered from `issuer`.
     #[getter]
     fn token_url(&self) -> &str {
         self.inner.token_url()
@@ -98,10 +98,23 @@ impl PyConfig {
         self.inner.client_id()
     }
 
-    /// `"client_secret_basic"` or `"client_secret_post"`.
+    /// The issuer (`issuer` / `ISSUER_URL`) exactly as configured, if any.
+    #[getter]
+    fn issuer(&self) -> Option<&str> {
+        self.inner.issuer()
+    }
+
+    /// `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`
+    /// or `"client_secret_jwt"` (with discovery, until a document is read).
     #[getter]
     fn auth_method(&self) -> &'static str {
         self.inner.auth_method().as_str()
+    }
+
+    /// How many private keys are configured (`private_key_jwt`).
+    #[getter]
+    fn key_count(&self) -> usize {
+        self.inner.key_count()
     }
 
     /// The requested scopes.
@@ -130,11 +143,13 @@ impl PyConfig {
 
     fn __repr__(&self) -> String {
         format!(
-            "Config(token_url={:?}, client_id={:?}, auth_method='{}', secrets={})",
+            "Config(token_url={:?}, issuer={:?}, client_id={:?}, auth_method='{}', secrets={}, keys={})",
             self.inner.token_url(),
+            self.inner.issuer(),
             self.inner.client_id(),
             self.inner.auth_method().as_str(),
-            self.inner.secret_count()
+            self.inner.secret_count(),
+            self.inner.key_count()
         )
     }
 }

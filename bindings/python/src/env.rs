@@ -1,7 +1,7 @@
 //! The host contract of `tokenwell::env`: configuration from the environment
-//! (`read_env` → `merge_env` → `EnvMerged::into_config`), the secret-file
-//! parser, and `SecretFileWatch`, the one rule for noticing a changed secret
-//! file. Python passes its environment mapping and reads the files; every
+//! (`read_env` → `merge_env` → `EnvMerged::into_config_with_keys`), the
+//! secret-file and key-file parsers, and `SecretFileWatch`, the one rule for
+//! noticing a changed secret or key file. Python passes its environment mapping and reads the files; every
 //! decision and every error's wording is the engine's.
 
 use std::collections::HashMap;
@@ -32,6 +32,12 @@ impl PyEnvReading {
     #[getter]
     fn secret_file(&self) -> Option<String> {
         self.inner.secret_file.clone()
+    }
+
+    /// The path in `CLIENT_PRIVATE_KEY_FILE`, if set.
+    #[getter]
+    fn key_file(&self) -> Option<String> {
+        self.inner.key_file.clone()
     }
 
     /// The path in `TOKENWELL_CA_FILE`, if set.
@@ -81,6 +87,18 @@ impl PyEnvMerged {
         self.inner.secret_file_source.clone()
     }
 
+    /// The key file to read (`CLIENT_PRIVATE_KEY_FILE`), if the keys come from one.
+    #[getter]
+    fn key_file(&self) -> Option<String> {
+        self.inner.key_file.clone()
+    }
+
+    /// The name that errors and events about the key file use (the variable).
+    #[getter]
+    fn key_file_source(&self) -> Option<String> {
+        self.inner.key_file_source.clone()
+    }
+
     /// The CA file (the explicit `ca_file`, else `TOKENWELL_CA_FILE`), if any.
     #[getter]
     fn ca_file(&self) -> Option<String> {
@@ -99,18 +117,28 @@ impl PyEnvMerged {
     }
 
     /// The validated configuration. `secret_file_contents` is what the host
-    /// read from `secret_file` (required when it is set). Errors name the
+    /// read from `secret_file`, `key_file_contents` what it read from
+    /// `key_file` (each required when its file is set). Errors name the
     /// variable that supplied the field (`SCOPE[1]`), or the caller's option.
-    #[pyo3(name = "into_config", signature = (secret_file_contents = None))]
-    fn to_config(&self, py: Python<'_>, secret_file_contents: Option<&str>) -> PyResult<PyConfig> {
-        let config = self.inner.clone().into_config(secret_file_contents);
+    #[pyo3(name = "into_config", signature = (secret_file_contents = None, key_file_contents = None))]
+    fn to_config(
+        &self,
+        py: Python<'_>,
+        secret_file_contents: Option<&str>,
+        key_file_contents: Option<&str>,
+    ) -> PyResult<PyConfig> {
+        let config = self.inner.clone().into_config_with_keys(secret_file_contents, key_file_contents);
         config.map(|inner| PyConfig { inner }).map_err(|e| config_error(py, &self.names.rename(e)))
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "EnvMerged(secret_file={:?}, secret_file_source={:?}, ca_file={:?}, sources={:?})",
-            self.inner.secret_file, self.inner.secret_file_source, self.inner.ca_file, self.inner.sources
+            "EnvMerged(secret_file={:?}, secret_file_source={:?}, key_file={:?}, ca_file={:?}, sources={:?})",
+            self.inner.secret_file,
+            self.inner.secret_file_source,
+            self.inner.key_file,
+            self.inner.ca_file,
+            self.inner.sources
         )
     }
 }
@@ -142,6 +170,24 @@ pub fn merge_env(
 pub fn parse_secret_file(py: Python<'_>, contents: &str, source: &str) -> PyResult<Vec<String>> {
     let secrets = tokenwell::parse_secret_file(contents, source).map_err(|e| config_error(py, &e))?;
     Ok(secrets.iter().map(|s| s.expose().to_owned()).collect())
+}
+
+/// Checks a key file's `contents` (PEM blocks or a JWK / JWKS, current
+/// first) as the engine reads it, and returns how many keys it holds.
+/// `assertion_signing_alg` applies to keys whose JWK names none (an HMAC
+/// algorithm is ignored, as for `CLIENT_PRIVATE_KEY_FILE`). Raises
+/// `InvalidConfigError` naming `source`; the error never quotes the file.
+#[pyfunction]
+#[pyo3(signature = (contents, source, assertion_signing_alg = None))]
+pub fn parse_key_file(
+    py: Python<'_>,
+    contents: &str,
+    source: &str,
+    assertion_signing_alg: Option<&str>,
+) -> PyResult<usize> {
+    let alg = assertion_signing_alg.and_then(tokenwell::SigningAlg::parse).filter(|a| !a.is_hmac());
+    let keys = tokenwell::parse_key_file(contents, source, alg).map_err(|e| config_error(py, &e))?;
+    Ok(keys.len())
 }
 
 /// What `os.stat` (following symlinks) says about a secret file.

@@ -5,7 +5,7 @@
 //! around it (`python/tokenwell/`) is the host that sends requests, keeps time,
 //! and persists snapshots. One file per engine module: `cache.rs` (the token
 //! cache and its outputs, the 401 rule), `config.rs` (validated
-//! configuration), `env.rs` (the host contract: environment, secret files),
+//! configuration), `env.rs` (the host contract: environment, secret and key files),
 //! `error.rs` (errors to exceptions), `convert.rs` (value conversions).
 
 use pyo3::prelude::*;
@@ -35,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(env::read_env, m)?)?;
     m.add_function(wrap_pyfunction!(env::merge_env, m)?)?;
     m.add_function(wrap_pyfunction!(env::parse_secret_file, m)?)?;
+    m.add_function(wrap_pyfunction!(env::parse_key_file, m)?)?;
     m.add_function(wrap_pyfunction!(cache::retry_request, m)?)?;
     m.add("CA_FILE_VAR", tokenwell::CA_FILE_VAR)?;
     m.add("ALLOW_INSECURE_HTTP_VAR", tokenwell::ALLOW_INSECURE_HTTP_VAR)?;

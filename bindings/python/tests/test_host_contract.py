@@ -6,8 +6,8 @@ cannot drift from the other hosts:
   explicit options in Python's spelling; the account's configuration (or the
   ``InvalidConfigError``) is compared. The scenario's file paths are replaced
   by real files in a temporary directory (the secret file holding
-  ``secret_file_contents``, a CA file holding a PEM bundle), in the
-  expectation too.
+  ``secret_file_contents``, the key file holding ``key_file_contents``, a CA
+  file holding a PEM bundle), in the expectation too.
 - ``secret_file``: through an account watching a real file (rewritten with
   ``contents``, found at the next once-a-second check), and through the
   public engine, ``TokenCache.replace_secrets_from_file``, like the Rust runner.
@@ -98,7 +98,13 @@ def real_files(case: Dict[str, Any], directory: Path, pem: str) -> Dict[str, str
     prefix = case.get("prefix", "")
     secret_paths = [case["env"].get(f"{prefix}CLIENT_SECRET_FILE"), case.get("explicit_secret_file")]
     ca_paths = [case["env"].get("TOKENWELL_CA_FILE"), case.get("explicit_ca_file")]
+    key_path = case["env"].get(f"{prefix}CLIENT_PRIVATE_KEY_FILE")
     paths: Dict[str, str] = {}
+    if key_path:
+        real = directory / "private-key"
+        if case.get("key_file_contents") is not None:
+            real.write_text(case["key_file_contents"], encoding="utf-8")
+        paths[key_path] = str(real)
     for i, path in enumerate(p for p in secret_paths if p):
         real = directory / f"secret-{i}"
         if case.get("secret_file_contents") is not None:
@@ -146,11 +152,14 @@ def run_env_case(case: Dict[str, Any], directory: Path, pem: str) -> Tuple[Dict[
         engine = account.engine
         return {"config": {
             "token_url": engine.token_url,
+            "issuer": engine.issuer,
             "client_id": engine.client_id,
             "auth_method": engine.auth_method,
             "scopes": list(engine.scopes),
             "audiences": list(engine.audiences),
             "secret_count": engine.secret_count,
+            "key_count": engine.key_count,
+            "key_file": account.private_key_file,
             "secret_file": account.client_secret_file,
             "ca_file": account.ca_file,
         }}, case

@@ -70,9 +70,14 @@ class ServiceAccount(AsyncHost):
     def __init__(
         self,
         *,
-        token_url: str,
         client_id: str,
+        token_url: Optional[str] = None,
+        issuer: Optional[str] = None,
         client_secret: Optional[StrOrList] = None,
+        private_key: Optional[StrOrList] = None,
+        private_key_file: Optional[PathLike] = None,
+        assertion_signing_alg: Optional[str] = None,
+        assertion_audience: Optional[str] = None,
         auth_method: Optional[str] = None,
         scope: Optional[StrOrList] = None,
         audience: Optional[StrOrList] = None,
@@ -103,8 +108,8 @@ class ServiceAccount(AsyncHost):
         cls, prefix: str = "", *, environ: Optional[Mapping[str, str]] = None, **options: Any
     ) -> "ServiceAccount":
         """Reads ``{prefix}CLIENT_ID``, ``CLIENT_SECRET`` or ``CLIENT_SECRET_FILE``,
-        ``TOKEN_URL`` (or ``HYDRA_URL`` / ``ISSUER_URL``), ``SCOPE``, ``AUDIENCE``,
-        ``AUTH_METHOD``, and the unprefixed ``TOKENWELL_CA_FILE`` and
+        ``CLIENT_PRIVATE_KEY_FILE``, ``TOKEN_URL`` (or ``HYDRA_URL``), ``ISSUER_URL``
+        (discovery), ``SCOPE``, ``AUDIENCE``, ``AUTH_METHOD``, and the unprefixed ``TOKENWELL_CA_FILE`` and
         ``TOKENWELL_ALLOW_INSECURE_HTTP`` from ``environ`` (default ``os.environ``),
         through the engine's host contract. ``options`` are the constructor's
         keyword arguments: each one given wins over the environment, field by
@@ -118,11 +123,12 @@ class ServiceAccount(AsyncHost):
         clock_fn = host["clock"] or time.time
         environment = os.environ if environ is None else environ
         settings = _config.from_env(prefix, environment, options, int(clock_fn() * 1000))
-        if settings.insecure_http_from_env and urllib.parse.urlsplit(settings.config.token_url).scheme == "http":
+        url = settings.config.token_url or settings.config.issuer or ""
+        if settings.insecure_http_from_env and urllib.parse.urlsplit(url).scheme == "http":
             log.warning(
                 "tokenwell: %s allows the plain-http token URL %s: the client secret crosses the network unencrypted",
                 _native.ALLOW_INSECURE_HTTP_VAR,
-                settings.config.token_url,
+                url,
             )
         account = cls.__new__(cls)
         account._start(settings, host)
@@ -198,8 +204,20 @@ class ServiceAccount(AsyncHost):
 
     @property
     def token_url(self) -> str:
-        """The token endpoint."""
-        return self._cache.token_url
+        """The token endpoint: ``token_url``, or the one discovered from
+        ``issuer`` (``""`` until the metadata document was read)."""
+        return self._cache.token_endpoint or self._cache.token_url
+
+    @property
+    def issuer(self) -> Optional[str]:
+        """The issuer (``issuer`` or ``ISSUER_URL``), if one was given."""
+        return self._cache.issuer
+
+    @property
+    def auth_method(self) -> str:
+        """The auth method token requests use (with discovery, the one chosen
+        with the metadata document once read)."""
+        return self._cache.auth_method
 
     @property
     def cache_path(self) -> Optional[str]:
@@ -210,6 +228,12 @@ class ServiceAccount(AsyncHost):
     def client_secret_file(self) -> Optional[str]:
         """The secret file the secrets come from, if any."""
         return self._secret_file.path if self._secret_file else None
+
+    @property
+    def private_key_file(self) -> Optional[str]:
+        """The key file the private keys come from (``private_key_file`` or
+        ``CLIENT_PRIVATE_KEY_FILE``), if any."""
+        return self._key_file.path if self._key_file else None
 
     @property
     def ca_file(self) -> Optional[str]:
@@ -234,7 +258,8 @@ class ServiceAccount(AsyncHost):
     def __repr__(self) -> str:
         return (
             f"ServiceAccount(client_id={self.client_id!r}, token_url={self.token_url!r}, "
-            f"cache_path={self.cache_path!r}, state={self.state!r})"
+            + (f"issuer={self.issuer!r}, " if self.issuer is not None else "")
+            + f"cache_path={self.cache_path!r}, state={self.state!r})"
         )
 
     # ---- the slow path: threads -------------------------------------------------

@@ -3,13 +3,16 @@ made into the engine's validated ``Config`` through the engine's host contract.
 
 ``from_env`` makes exactly the calls every host makes (tests/conformance/host/):
 ``read_env(prefix, environ)``; ``merge_env(explicit, reading)`` (explicit
-options win, field by field); read the secret file the merge names;
-``into_config(contents)`` (every missing variable named at once; errors
+options win, field by field); read the secret file and the key file the merge
+names; ``into_config(secret_contents, key_contents)`` (every missing variable
+named at once; errors
 renamed to the variable, keeping indexes: ``SCOPE[1]``). The constructor gives
 the engine its arguments alone. Nothing here words a configuration error the
 engine knows about: this module only converts Python's spelling (seconds,
 ``timeout``, a mapping of ``extra_params``) to the engine's, and back in
-error fields.
+error fields. A ``private_key_file`` argument is read here and given to the
+engine as the explicit ``private_key`` (the engine's explicit options have no
+key file), after the engine's ``parse_key_file`` checked it under its name.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ FIELD_NAMES = {engine: python for python, engine in SECONDS.items()}
 # Arguments passed to the engine as they are.
 AS_IS = (
     "token_url",
+    "issuer",
     "client_id",
     "client_secret",
     "auth_method",
@@ -38,9 +42,18 @@ AS_IS = (
     "audience",
     "max_response_bytes",
     "allow_insecure_http",
+    "private_key",
+    "assertion_signing_alg",
+    "assertion_audience",
 )
 # Every argument that configures the client (the others configure the host).
-CONFIG_ARGUMENTS = AS_IS + tuple(SECONDS) + ("extra_params", "engine_options", "client_secret_file", "ca_file")
+CONFIG_ARGUMENTS = AS_IS + tuple(SECONDS) + (
+    "extra_params",
+    "engine_options",
+    "client_secret_file",
+    "private_key_file",
+    "ca_file",
+)
 
 
 class Settings(NamedTuple):
@@ -48,6 +61,7 @@ class Settings(NamedTuple):
 
     config: "_native.Config"
     secret_file: Optional[SecretFile]
+    key_file: Optional[SecretFile]
     ca_file: Optional[str]
     # The environment allowed a plain-http token URL (TOKENWELL_ALLOW_INSECURE_HTTP).
     insecure_http_from_env: bool
@@ -91,7 +105,23 @@ def engine_options(arguments: Mapping[str, Any]) -> Dict[str, Any]:
     if arguments.get("client_secret") is not None and arguments.get("client_secret_file") is not None:
         # merge_env would let the file win silently; two secrets is a mistake to name.
         raise _native.config_error("client_secret", "set only one of client_secret and client_secret_file")
+    if arguments.get("private_key") is not None and arguments.get("private_key_file") is not None:
+        raise _native.config_error("private_key", "set only one of private_key and private_key_file")
     return options
+
+
+def explicit_key_file(arguments: Mapping[str, Any], options: Dict[str, Any], now_ms: int) -> Optional[SecretFile]:
+    """The ``private_key_file`` argument, read and checked now (errors name the
+    argument, never quote the file); its contents become ``options["private_key"]``."""
+    if arguments.get("private_key_file") is None:
+        return None
+    source = "private_key_file"
+    key_file = SecretFile(_path(arguments["private_key_file"], source), source, "key")
+    contents = key_file.read_at_start(now_ms)
+    alg = options.get("assertion_signing_alg")
+    _native.parse_key_file(contents, source, alg if isinstance(alg, str) else None)
+    options["private_key"] = contents
+    return key_file
 
 
 def checked_ca_file(path: str, field: str) -> str:
@@ -111,6 +141,7 @@ def checked_ca_file(path: str, field: str) -> str:
 def from_arguments(arguments: Mapping[str, Any], now_ms: int) -> Settings:
     """The constructor's configuration: its arguments alone."""
     options = engine_options(arguments)
+    key_file = explicit_key_file(arguments, options, now_ms)
     secret_file = None
     if arguments.get("client_secret_file") is not None:
         source = "client_secret_file"
@@ -119,12 +150,13 @@ def from_arguments(arguments: Mapping[str, Any], now_ms: int) -> Settings:
     config = _native.Config(options, FIELD_NAMES)
     ca_file = arguments.get("ca_file")
     checked = checked_ca_file(_path(ca_file, "ca_file"), "ca_file") if ca_file is not None else None
-    return Settings(config, secret_file, checked, False)
+    return Settings(config, secret_file, key_file, checked, False)
 
 
 def from_env(prefix: str, environ: Mapping[str, str], arguments: Mapping[str, Any], now_ms: int) -> Settings:
     """``from_env``'s configuration: ``arguments`` win over ``environ``, field by field."""
     options = engine_options(arguments)
+    explicit_keys = explicit_key_file(arguments, options, now_ms)
     reading = _native.read_env(prefix, environ)
     explicit_file = arguments.get("client_secret_file")
     explicit_ca = arguments.get("ca_file")
@@ -140,8 +172,12 @@ def from_env(prefix: str, environ: Mapping[str, str], arguments: Mapping[str, An
     if merged.secret_file is not None:
         secret_file = SecretFile(merged.secret_file, merged.secret_file_source or "client_secret_file")
         contents = secret_file.read_at_start(now_ms)
-    config = merged.into_config(contents)
+    key_file, key_contents = explicit_keys, None
+    if merged.key_file is not None:
+        key_file = SecretFile(merged.key_file, merged.key_file_source or "private_key_file", "key")
+        key_contents = key_file.read_at_start(now_ms)
+    config = merged.into_config(contents, key_contents)
     sources = dict(merged.sources)
     ca_file = merged.ca_file
     checked = checked_ca_file(ca_file, sources.get("ca_file", "ca_file")) if ca_file is not None else None
-    return Settings(config, secret_file, checked, "allow_insecure_http" in sources)
+    return Settings(config, secret_file, key_file, checked, "allow_insecure_http" in sources)

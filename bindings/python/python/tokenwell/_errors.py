@@ -8,7 +8,9 @@ by who is at fault, so callers can catch what they can act on.
     │   │   UnsupportedGrantTypeError, InvalidRequestError, InvalidGrantError,
     │   │   RequestRejectedError
     │   ├── EndpointNotFoundError   404/405 from token_url: the URL is wrong
-    │   └── TlsCertificateError     the server's certificate is not trusted: set ca_file
+    │   ├── TlsCertificateError     the server's certificate is not trusted: set ca_file
+    │   ├── DiscoveryFailedError    the issuer's metadata gave no usable token endpoint / method
+    │   └── IssuerMismatchError     the metadata document names another issuer
     ├── InvalidClientError          the credentials were refused: rotate the secret, alert
     ├── TransientError              the engine retries with backoff
     │   ├── RateLimitedError, ServerError, TemporarilyUnavailableError,
@@ -16,7 +18,8 @@ by who is at fault, so callers can catch what they can act on.
     ├── MalformedResponseError      not a token response (HTML from a proxy, bad JSON, ...)
     └── HostError                   the engine was driven wrongly (fault ``host``)
         ├── StaleFetchError         the host reported a fetch the engine is not waiting for
-        └── ClosedError             the account was closed (``close()`` / ``aclose()``)
+        ├── ClosedError             the account was closed (``close()`` / ``aclose()``)
+        └── DiscoveryCompleteError  not a failure: a metadata request succeeded (poll again)
 
 The engine builds these through ``_from_engine`` (one table, ``_KIND_CLASSES``);
 a test checks that table against every kind the engine defines. No message,
@@ -42,6 +45,8 @@ __all__ = [
     "RequestRejectedError",
     "EndpointNotFoundError",
     "TlsCertificateError",
+    "DiscoveryFailedError",
+    "IssuerMismatchError",
     "InvalidClientError",
     "TransientError",
     "RateLimitedError",
@@ -52,6 +57,7 @@ __all__ = [
     "MalformedResponseError",
     "StaleFetchError",
     "ClosedError",
+    "DiscoveryCompleteError",
     "HostError",
     "SnapshotError",
     "error_class",
@@ -218,6 +224,23 @@ class TlsCertificateError(ConfigurationError):
     kind = "tls_certificate"
 
 
+class DiscoveryFailedError(ConfigurationError):
+    """Issuer discovery found no usable metadata document: none at either
+    well-known URL, no ``token_endpoint`` (or one refused like a bad
+    ``token_url``), or no auth method both sides support. Check ``issuer``
+    (``ISSUER_URL``). Held like other configuration errors."""
+
+    kind = "discovery_failed"
+
+
+class IssuerMismatchError(ConfigurationError):
+    """The metadata document's ``issuer`` is not exactly the configured issuer
+    (RFC 8414 §3.3), so its endpoints are not trusted. Configure the issuer
+    exactly as the server spells it (a trailing ``/`` counts)."""
+
+    kind = "issuer_mismatch"
+
+
 class InvalidClientError(TokenError):
     """The server refused the client credentials (``invalid_client`` or a bare 401),
     with every configured secret tried: rotate or fix the secret, then alert."""
@@ -295,6 +318,16 @@ class ClosedError(HostError):
     fault = "host"
 
 
+class DiscoveryCompleteError(HostError):
+    """Not a failure: the engine's answer to a metadata (discovery) request it
+    accepted, raised by ``TokenCache.handle_response`` since there is no token
+    yet. A host polls again, which sends the token request; ``ServiceAccount``
+    never lets it reach a caller."""
+
+    kind = "discovery_complete"
+    fault = "host"
+
+
 class SnapshotError(ValueError):
     """A persisted token snapshot was refused. ``reason`` is ``"corrupt"``,
     ``"unsupported_version"``, ``"fingerprint_mismatch"`` or ``"expired"``."""
@@ -322,6 +355,8 @@ _KIND_CLASSES: Dict[str, Type[TokenError]] = {
     "rejected": RequestRejectedError,
     "endpoint_not_found": EndpointNotFoundError,
     "tls_certificate": TlsCertificateError,
+    "discovery_failed": DiscoveryFailedError,
+    "issuer_mismatch": IssuerMismatchError,
     "rate_limited": RateLimitedError,
     "server_error": ServerError,
     "temporarily_unavailable": TemporarilyUnavailableError,
@@ -330,6 +365,7 @@ _KIND_CLASSES: Dict[str, Type[TokenError]] = {
     "malformed_response": MalformedResponseError,
     "stale_fetch": StaleFetchError,
     "closed": ClosedError,
+    "discovery_complete": DiscoveryCompleteError,
 }
 
 

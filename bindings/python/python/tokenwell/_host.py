@@ -2,8 +2,8 @@
 
 The engine (``_native.TokenCache``) decides everything: when to fetch, whether
 to retry, which secret to use, what an error means, every event. A host owns
-the clock, the transport, threads and tasks, the secret file and the on-disk
-cache. This class holds the host's state and the steps taken under its lock:
+the clock, the transport, threads and tasks, the secret and key files, the
+entropy for signed client assertions, and the on-disk cache. This class holds the host's state and the steps taken under its lock:
 ask the engine what to do (``_step``), report what a fetch got (``_finish``),
 deliver events, and arm the idle timer at the engine's ``next_wakeup()``.
 
@@ -12,7 +12,13 @@ the clock is before that deadline ``get_token`` returns the token without
 calling native code. The deadline is the engine's ``next_wakeup()`` (nothing
 changes before it unless the host calls ``invalidate``, ``replace_secrets``
 or ``import_snapshot``, and each of those resets it), capped at the secret
-file's next check when there is one.
+(or key) file's next check when there is one.
+
+Signed client assertions (``private_key_jwt``, ``client_secret_jwt``): the
+engine draws the ``jti`` from a pool only the host feeds. Before every poll
+that may send (every ``_step``: the hot path never sends), the host mixes in
+``os.urandom(32)``, so two processes forked from one parent (a cron's
+workers) never sign the same ``jti``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -58,6 +65,7 @@ class EngineHost:
         self._on_event = on_event
         self._cache = _native.TokenCache(settings.config, entropy)
         self._secret_file = settings.secret_file
+        self._key_file = settings.key_file
         self._ca_file = settings.ca_file
         self._timeout_s = self._cache.request_timeout_ms / 1000.0
         self._max_response_bytes = self._cache.max_response_bytes
@@ -100,7 +108,12 @@ class EngineHost:
             now = self._now_ms()
             if self._secret_file is not None:
                 self._secret_file.check(self._cache, now)
+            if self._key_file is not None:
+                self._key_file.check(self._cache, now)
             self._import_cache_file_locked()
+            if self._signs_assertions():
+                # Fresh OS randomness before a poll that may send (core's EntropyPool rule).
+                self._cache.add_entropy(os.urandom(32))
             poll = self._cache.poll(now)
             try:
                 result = poll.result
@@ -129,13 +142,18 @@ class EngineHost:
                 self._collect_locked()
                 self._arm_locked()
 
+    def _signs_assertions(self) -> bool:
+        """Whether a token request may carry a client assertion (with discovery,
+        the method is known once the document was read; a metadata request signs nothing)."""
+        return self._cache.key_count > 0 or self._cache.auth_method in ("private_key_jwt", "client_secret_jwt")
+
     def _deadline_locked(self) -> float:
         """Until when the hot path may serve the published token without asking."""
         if self._closed:
             return 0.0
         wake = self._cache.next_wakeup()
         deadline = wake / 1000.0 if wake is not None else 0.0
-        if self._secret_file is not None:
+        if self._secret_file is not None or self._key_file is not None:
             deadline = min(deadline, self._clock() + CHECK_INTERVAL_S)
         return deadline
 
@@ -191,9 +209,11 @@ class EngineHost:
             else:
                 _, kind, message = outcome
                 self._cache.handle_transport_error(request.fetch_id, kind, message, now)
-            if refused_client and self._secret_file is not None:
-                # The secret may have been rotated under us: look at the file now.
-                self._secret_file.check(self._cache, now, forced=True)
+            if refused_client:
+                # The secret or key may have been rotated under us: look at the files now.
+                for watched in (self._secret_file, self._key_file):
+                    if watched is not None:
+                        watched.check(self._cache, now, forced=True)
             # The engine's deadline may have moved earlier (a retry time): never serve past it.
             self._deadline = min(self._deadline, self._deadline_locked())
             self._collect_locked()
@@ -387,6 +407,7 @@ _WARN = {
     "outage_grace_served",
     "fetch_abandoned",
     "cache_file_problem",
+    "discovery_kept_cached",
 }
 
 

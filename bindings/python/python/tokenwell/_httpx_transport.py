@@ -7,7 +7,8 @@ context, which cost more than the request itself on loopback. The account
 closes it in ``close()`` / ``aclose()``. :func:`httpx_async_transport` is the
 one-shot form (a client per call) for callers passing ``transport=``.
 
-Both: no redirects, ``request.timeout`` on the whole exchange, a bounded
+Both: the request's method (``GET`` without a body for issuer discovery), no
+redirects, ``request.timeout`` on the whole exchange, a bounded
 body, the CA bundle of :func:`~tokenwell._transport.ca_bundle`; httpx's own
 proxy settings apply to https (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``),
 and plain http never uses a proxy (``trust_env`` is off for it).
@@ -53,8 +54,10 @@ async def _exchange(client: "httpx.AsyncClient", request: TransportRequest) -> T
     limit = request.max_response_bytes + 1
 
     async def exchange() -> TransportResponse:
+        # A GET (issuer discovery) is sent without a body.
+        content = None if request.method in ("GET", "HEAD") else request.body
         async with client.stream(
-            request.method, request.url, headers=request.headers, content=request.body, timeout=request.timeout
+            request.method, request.url, headers=request.headers, content=content, timeout=request.timeout
         ) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():

@@ -1,11 +1,13 @@
-"""A secret file (``client_secret_file`` or ``CLIENT_SECRET_FILE``), watched by
+"""A secret file (``client_secret_file`` or ``CLIENT_SECRET_FILE``) or a key
+file (``private_key_file`` or ``CLIENT_PRIVATE_KEY_FILE``), watched by
 the engine's rule (``SecretFileWatch``): a ``stat`` at most once a second on
 the token path and at once after ``invalid_client``; a read whenever device,
 inode, size, mtime or ctime changed (an edit in place, a rename over it, a
 Kubernetes ``..data`` symlink swap). What the contents mean, and what happens
-to a bad file, is the engine's: ``replace_secrets_from_file`` applies them,
-``report_secret_file_problem`` reports an unreadable file. Both keep the
-secrets already loaded and emit the engine's ``secret_file_rejected`` event.
+to a bad file, is the engine's: ``replace_secrets_from_file`` (or
+``replace_keys_from_file``) applies them, ``report_secret_file_problem``
+reports an unreadable file. Both keep the secrets (keys) already loaded and
+emit the engine's ``secret_file_rejected`` event.
 """
 
 from __future__ import annotations
@@ -35,17 +37,19 @@ def _reason(error: BaseException) -> str:
 
 class SecretFile:
     """The file at ``path``, named ``source`` in errors and events (the
-    variable or the option that named it). Methods that take the engine are
-    called with the account's lock held."""
+    variable or the option that named it); ``what`` is ``"secret"`` or
+    ``"key"`` (a private key file). Methods that take the engine are called
+    with the account's lock held."""
 
-    def __init__(self, path: str, source: str) -> None:
+    def __init__(self, path: str, source: str, what: str = "secret") -> None:
         self.path = path
         self.source = source
+        self.what = what
         self._watch = _native.SecretFileWatch()
 
     def _problem(self, error: BaseException) -> str:
         # The path helps a person find the file; the contents are never shown.
-        return f"cannot read the secret file {self.path} ({_reason(error)})"
+        return f"cannot read the {self.what} file {self.path} ({_reason(error)})"
 
     def _stat_and_read(self) -> Tuple["_native.FileStamp", str]:
         stamp = _stamp(os.stat(self.path))
@@ -85,6 +89,9 @@ class SecretFile:
         # Read, valid or not: an invalid file is not read again until it changes.
         self._watch.read(stamp)
         try:
-            engine.replace_secrets_from_file(contents, self.source, now_ms)
+            if self.what == "key":
+                engine.replace_keys_from_file(contents, self.source, now_ms)
+            else:
+                engine.replace_secrets_from_file(contents, self.source, now_ms)
         except InvalidConfigError:
-            pass  # the engine kept the secrets and queued secret_file_rejected
+            pass  # the engine kept the secrets (keys) and queued secret_file_rejected

@@ -3,7 +3,9 @@ transports share: which CA bundle to trust, and how a failure is classified.
 The transports themselves: ``_urllib.py`` (the default) and
 ``_httpx_transport.py`` (asyncio, when httpx is installed).
 
-A transport receives a :class:`TransportRequest` and returns a
+A transport receives a :class:`TransportRequest` (``POST`` a token request,
+or ``GET`` a metadata document without a body: honour ``request.method``)
+and returns a
 :class:`TransportResponse` (or a ``(status, headers, body)`` tuple, or any
 object with ``status``/``status_code``, ``headers`` and ``body``/``content``)
 for **every** HTTP answer, whatever its status: the engine classifies it.
@@ -44,7 +46,9 @@ Headers = List[Tuple[str, str]]
 
 
 class TransportRequest:
-    """One token request to send, exactly as the engine built it.
+    """One request to send, exactly as the engine built it: ``method`` is
+    ``POST`` for a token request, or ``GET`` for the issuer's metadata document
+    (issuer discovery; ``body`` is then empty and must not be sent).
 
     ``headers`` and ``body`` carry the client's credentials; ``repr`` redacts them.
     ``ca_file`` is the CA bundle (PEM) to verify https against, or ``None`` for

@@ -222,7 +222,8 @@ def _read_limited(response: Any, limit: int, deadline: float) -> bytes:
 
 
 def urllib_transport(request: TransportRequest) -> TransportResponse:
-    """The default transport: ``urllib.request``, no redirects, at most
+    """The default transport: ``urllib.request``, the request's method (``POST``
+    for a token, ``GET`` without a body for issuer discovery), no redirects, at most
     ``max_response_bytes + 1`` bytes read, and ``request.timeout`` bounding the
     whole exchange (name lookup, connect, proxy tunnel, TLS handshake, status
     line, headers, body), however slowly the server sends.
@@ -231,7 +232,9 @@ def urllib_transport(request: TransportRequest) -> TransportResponse:
     ``TOKENWELL_CA_FILE``, ``REQUESTS_CA_BUNDLE``, the system store) and honours
     ``HTTPS_PROXY`` / ``NO_PROXY``; plain http never uses a proxy."""
     deadline = time.monotonic() + request.timeout
-    outgoing = urllib.request.Request(request.url, data=request.body, method=request.method)
+    # A GET (issuer discovery) is sent without a body, so without Content-Length / Content-Type.
+    body = None if request.method in ("GET", "HEAD") else request.body
+    outgoing = urllib.request.Request(request.url, data=body, method=request.method)
     for name, value in request.headers:
         outgoing.add_header(name, value)
     try:

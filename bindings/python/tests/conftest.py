@@ -103,7 +103,10 @@ class TokenServer:
     ``accept_secrets`` set it answers ``invalid_client`` to any other secret.
     With ``tls`` (a server-side ``SSLContext``) it serves https; a client that
     refuses the certificate is counted in ``handshake_failures`` (and sets
-    ``handshake_failed``)."""
+    ``handshake_failed``). A ``GET`` (issuer discovery) is answered with
+    ``metadata`` (a dict, set once the port is known: ``origin``) at the paths
+    in ``metadata_paths``, 404 elsewhere; each is logged in ``gets`` as
+    ``(path, headers, body)``."""
 
     def __init__(
         self,
@@ -117,6 +120,9 @@ class TokenServer:
         self.script = script
         self.accept_secrets = accept_secrets
         self.requests: List[Tuple[List[Tuple[str, str]], bytes]] = []
+        self.gets: List[Tuple[str, List[Tuple[str, str]], bytes]] = []
+        self.metadata: Optional[Dict[str, Any]] = None
+        self.metadata_paths: Tuple[str, ...] = ("/.well-known/openid-configuration",)
         self.lock = threading.Lock()
         self.gate: Optional[threading.Event] = None
         server = self
@@ -135,6 +141,21 @@ class TokenServer:
                 self.send_response(status)
                 for name, value in out_headers:
                     self.send_header(name, value)
+                self.send_header("Content-Length", str(len(out_body)))
+                self.end_headers()
+                self.wfile.write(out_body)
+
+            def do_GET(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with server.lock:
+                    server.gets.append((self.path, list(self.headers.items()), body))
+                if server.metadata is not None and self.path in server.metadata_paths:
+                    status, out_body = 200, json.dumps(server.metadata).encode()
+                else:
+                    status, out_body = 404, b'{"error":"not_found"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out_body)))
                 self.end_headers()
                 self.wfile.write(out_body)
@@ -170,6 +191,11 @@ class TokenServer:
         scheme = "https" if self.tls is not None else "http"
         host, port = self.httpd.server_address[:2]
         return f"{scheme}://{host}:{port}/oauth2/token"
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host:port``: the issuer of its metadata document."""
+        return self.url[: -len("/oauth2/token")]
 
     @property
     def port(self) -> int:

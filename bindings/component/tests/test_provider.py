@@ -294,3 +294,76 @@ def test_a_background_refresh_collected_after_its_timeout_counts_as_timed_out(se
     assert token_of(provider)["access_token"] == "at-1"
     failures = [e for e in provider.drain_events() if e["type"] == "refresh_failed"]
     assert [f["error"]["kind"] for f in failures] == ["timeout"]
+
+
+def test_issuer_url_discovers_the_token_endpoint_with_a_get_without_a_body(server: TokenServer) -> None:
+    document = {
+        "issuer": server.base_url,
+        "token_endpoint": server.token_url,
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+    }
+    server.script(Reply(200, document), token_reply("at-1"))
+    provider = ProviderInstance({"ISSUER_URL": server.base_url, "CLIENT_ID": "billing-worker", "CLIENT_SECRET": SECRET})
+    assert token_of(provider)["access_token"] == "at-1"
+    metadata, token_request = server.requests
+    assert (metadata.method, metadata.path, metadata.body) == ("GET", "/.well-known/oauth-authorization-server", "")
+    # No body and no framing for it: neither Content-Length nor Transfer-Encoding.
+    assert "transfer-encoding" not in metadata.headers and "content-length" not in metadata.headers
+    assert metadata.headers["accept"] == "application/json"
+    assert (token_request.method, token_request.path) == ("POST", "/oauth2/token")
+    assert parse_qs(token_request.body)["client_secret"] == [SECRET]  # the method the server supports
+    kinds = [e["type"] for e in provider.drain_events()]
+    assert kinds[:2] == ["discovery_started", "discovery_completed"] and "token_acquired" in kinds
+
+
+def test_an_issuer_mismatch_is_a_configuration_error(server: TokenServer) -> None:
+    server.script(Reply(200, {"issuer": "https://other.example", "token_endpoint": server.token_url}))
+    provider = ProviderInstance({"ISSUER_URL": server.base_url, "CLIENT_ID": "c", "CLIENT_SECRET": SECRET})
+    error = error_of(provider)
+    assert (error["kind"], error["fault"], error["retryable"]) == ("issuer_mismatch", "configuration", False)
+    assert len(server.requests) == 1
+
+
+def test_private_key_jwt_signs_a_fresh_assertion_per_request(server: TokenServer) -> None:
+    from test_engine import EC_JWK, assertion_claims
+
+    server.script(token_reply("at-1"), token_reply("at-2"))
+    provider = ProviderInstance()
+    failed, value = is_err(
+        provider.call(
+            "configure", config(token_url=server.token_url, client_id="billing-worker", private_keys=[EC_JWK])
+        )
+    )
+    assert not failed, canonical_config_error(value)
+    assert token_of(provider)["access_token"] == "at-1"
+    assert provider.call("invalidate", "at-1") == "invalidated"
+    assert token_of(provider)["access_token"] == "at-2"
+    first, second = (assertion_claims(request.body) for request in server.requests)
+    assert first["iss"] == first["sub"] == "billing-worker" and first["aud"] == server.token_url
+    assert first["jti"] != second["jti"]
+    assert all("authorization" not in request.headers for request in server.requests)
+
+
+def test_replace_keys_from_file_switches_the_signing_key(server: TokenServer) -> None:
+    import json
+
+    from test_engine import EC_JWK
+
+    server.script(token_reply("at-1"), token_reply("at-2"))
+    provider = ProviderInstance()
+    failed, value = is_err(
+        provider.call("configure", config(token_url=server.token_url, client_id="c", private_keys=[EC_JWK]))
+    )
+    assert not failed, canonical_config_error(value)
+    assert token_of(provider)["access_token"] == "at-1"
+    rotated = json.dumps({"keys": [dict(json.loads(EC_JWK), kid="new"), json.loads(EC_JWK)]})
+    assert provider.call("replace-keys-from-file", rotated, "KEY_FILE") is True
+    assert token_of(provider)["access_token"] == "at-1"  # the cached token stays
+    assert provider.call("invalidate", "at-1") == "invalidated"
+    assert token_of(provider)["access_token"] == "at-2"
+    kids = []
+    for request in server.requests:
+        header = parse_qs(request.body)["client_assertion"][0].split(".")[0]
+        kids.append(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+    assert kids == ["test-only-p256", "new"]
+    assert "keys_replaced" in [e["type"] for e in provider.drain_events()]

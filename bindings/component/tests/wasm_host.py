@@ -155,6 +155,13 @@ _EVENT_FIELD_CONVERSIONS: Dict[str, Callable[[Any], Any]] = {
     "error-kind": snake,
     "error": canonical_error,
     "scope": list,
+    "cause": snake,
+    "auth-method": snake,
+}
+# Fields whose name alone does not say they are enums (`problem` is free text in
+# `secret-file-rejected`, an enum in `cache-file-problem`).
+_EVENT_CASE_FIELD_CONVERSIONS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
+    ("cache-file-problem", "problem"): snake,
 }
 
 
@@ -172,7 +179,7 @@ def canonical_event(event: Any) -> Dict[str, Any]:
         out[_SCALAR_EVENTS[kind.tag]] = kind.payload
     else:
         for name, value in vars(kind.payload).items():
-            convert = _EVENT_FIELD_CONVERSIONS.get(name)
+            convert = _EVENT_CASE_FIELD_CONVERSIONS.get((kind.tag, name)) or _EVENT_FIELD_CONVERSIONS.get(name)
             out[snake(name)] = convert(value) if convert else value
     return out
 
@@ -189,13 +196,14 @@ def is_err(result: Any) -> Tuple[bool, Any]:
 # ---- typed configuration -------------------------------------------------------
 
 CONFIG_FIELDS = (
-    "token-url", "client-id", "client-secrets", "auth-method", "scopes", "audiences", "extra-params",
+    "token-url", "issuer", "client-id", "client-secrets", "private-keys", "auth-method", "assertion-signing-alg",
+    "assertion-audience", "assertion-lifetime-ms", "discovery-refresh-ms", "scopes", "audiences", "extra-params",
     "allow-insecure-http", "refresh-margin-ms", "refresh-ahead", "refresh-ahead-jitter", "default-lifetime-ms",
     "min-lifetime-ms", "max-lifetime-ms", "max-response-bytes", "request-timeout-ms", "backoff-initial-ms",
     "backoff-max-ms", "backoff-min-ms", "backoff-jitter", "max-retry-after-ms", "config-error-hold-ms",
     "invalidate-min-interval-ms", "outage-grace", "outage-grace-safety-ms",
 )
-LIST_FIELDS = {"client-secrets", "scopes", "audiences", "extra-params"}
+LIST_FIELDS = {"private-keys", "scopes", "audiences", "extra-params"}
 
 
 def config(**options: Any) -> cm.Record:

@@ -12,20 +12,25 @@ use crate::bindings::exports::tokenwell::client::types as wit;
 /// A WIT configuration as the engine's all-`Option` options, for
 /// [`tw::Config::from_options`] to validate.
 pub fn config_options(config: wit::Config) -> tw::ConfigOptions {
-    let auth_method = config.auth_method.map(|method| {
-        match method {
-            wit::AuthMethod::ClientSecretBasic => tw::AuthMethod::ClientSecretBasic,
-            wit::AuthMethod::ClientSecretPost => tw::AuthMethod::ClientSecretPost,
+    let auth_method = config.auth_method.map(|method| auth_method_in(method).as_str().to_owned());
+    let assertion_audience = config.assertion_audience.map(|audience| {
+        match audience {
+            wit::AssertionAudience::TokenEndpoint => "token_endpoint",
+            wit::AssertionAudience::Issuer => "issuer",
         }
-        .as_str()
         .to_owned()
     });
-    let secrets = config.client_secrets.into_iter().map(tw::ClientSecret::new).collect();
     tw::ConfigOptions {
-        token_url: Some(config.token_url),
+        token_url: config.token_url,
+        issuer: config.issuer,
         client_id: Some(config.client_id),
-        client_secret: Some(tw::SecretOrSecrets::Many(secrets)),
+        client_secret: config.client_secrets.map(|list| tw::SecretOrSecrets::Many(secrets(list))),
+        private_key: Some(tw::SecretOrSecrets::Many(secrets(config.private_keys))),
         auth_method,
+        assertion_signing_alg: config.assertion_signing_alg.map(|alg| signing_alg(alg).as_str().to_owned()),
+        assertion_audience,
+        assertion_lifetime_ms: config.assertion_lifetime_ms,
+        discovery_refresh_ms: config.discovery_refresh_ms,
         scope: Some(tw::ListOrString::List(config.scopes)),
         audience: Some(tw::ListOrString::List(config.audiences)),
         extra_params: Some(config.extra_params),
@@ -48,18 +53,49 @@ pub fn config_options(config: wit::Config) -> tw::ConfigOptions {
         invalidate_min_interval_ms: config.invalidate_min_interval_ms,
         outage_grace: config.outage_grace,
         outage_grace_safety_ms: config.outage_grace_safety_ms,
-        // Not in the WIT config yet (issue 12: issuer discovery and signed
-        // client assertions reach the component in a later change).
-        issuer: None,
-        private_key: None,
-        assertion_signing_alg: None,
-        assertion_audience: None,
-        assertion_lifetime_ms: None,
-        discovery_refresh_ms: None,
     }
 }
 
-/// Secrets from a WIT list.
+/// An auth method from the WIT.
+fn auth_method_in(method: wit::AuthMethod) -> tw::AuthMethod {
+    match method {
+        wit::AuthMethod::ClientSecretBasic => tw::AuthMethod::ClientSecretBasic,
+        wit::AuthMethod::ClientSecretPost => tw::AuthMethod::ClientSecretPost,
+        wit::AuthMethod::PrivateKeyJwt => tw::AuthMethod::PrivateKeyJwt,
+        wit::AuthMethod::ClientSecretJwt => tw::AuthMethod::ClientSecretJwt,
+    }
+}
+
+/// An auth method for the WIT (in events).
+fn auth_method(method: tw::AuthMethod) -> wit::AuthMethod {
+    match method {
+        tw::AuthMethod::ClientSecretBasic => wit::AuthMethod::ClientSecretBasic,
+        tw::AuthMethod::ClientSecretPost => wit::AuthMethod::ClientSecretPost,
+        tw::AuthMethod::PrivateKeyJwt => wit::AuthMethod::PrivateKeyJwt,
+        tw::AuthMethod::ClientSecretJwt => wit::AuthMethod::ClientSecretJwt,
+    }
+}
+
+/// A signing algorithm from the WIT.
+fn signing_alg(alg: wit::SigningAlg) -> tw::SigningAlg {
+    use tw::SigningAlg as A;
+    use wit::SigningAlg as W;
+    match alg {
+        W::Rs256 => A::RS256,
+        W::Rs384 => A::RS384,
+        W::Rs512 => A::RS512,
+        W::Ps256 => A::PS256,
+        W::Ps384 => A::PS384,
+        W::Ps512 => A::PS512,
+        W::Es256 => A::ES256,
+        W::Es384 => A::ES384,
+        W::Hs256 => A::HS256,
+        W::Hs384 => A::HS384,
+        W::Hs512 => A::HS512,
+    }
+}
+
+/// Secrets (or private keys, which the engine holds alike) from a WIT list.
 pub fn secrets(secrets: Vec<String>) -> Vec<tw::ClientSecret> {
     secrets.into_iter().map(tw::ClientSecret::new).collect()
 }
@@ -129,6 +165,9 @@ pub fn error_kind(kind: tw::ErrorKind) -> wit::ErrorKind {
         K::TlsCertificate => W::TlsCertificate,
         K::StaleFetch => W::StaleFetch,
         K::Closed => W::Closed,
+        K::DiscoveryFailed => W::DiscoveryFailed,
+        K::IssuerMismatch => W::IssuerMismatch,
+        K::DiscoveryComplete => W::DiscoveryComplete,
         // The engine's kinds are `#[non_exhaustive]`; one this WIT does not
         // name yet reads as a refusal. The conformance replay catches a kind
         // left unmapped: every kind appears in some scenario.
@@ -217,6 +256,29 @@ fn refresh_reason(reason: tw::RefreshReason) -> wit::RefreshReason {
     }
 }
 
+fn discovery_cause(cause: tw::DiscoveryCause) -> wit::DiscoveryCause {
+    match cause {
+        tw::DiscoveryCause::Initial => wit::DiscoveryCause::Initial,
+        tw::DiscoveryCause::Interval => wit::DiscoveryCause::Interval,
+        tw::DiscoveryCause::EndpointNotFound => wit::DiscoveryCause::EndpointNotFound,
+    }
+}
+
+/// A cache-file problem. The engine's kinds are `#[non_exhaustive]`; one
+/// this WIT does not name yet reads as `ignored` (the file was not used).
+fn cache_file_problem(problem: tw::CacheFileProblem) -> wit::CacheFileProblemKind {
+    use tw::CacheFileProblem as P;
+    use wit::CacheFileProblemKind as W;
+    match problem {
+        P::Ignored => W::Ignored,
+        P::PermissionsTightened => W::PermissionsTightened,
+        P::WriteFailed => W::WriteFailed,
+        P::LockFailed => W::LockFailed,
+        P::LockTimeout => W::LockTimeout,
+        _ => W::Ignored,
+    }
+}
+
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
@@ -281,6 +343,29 @@ pub fn event(event: tw::Event) -> Option<wit::Event> {
             expires_at: *expires_at,
             until: *until,
             error_kind: error_kind(*kind),
+        }),
+        E::DiscoveryStarted { fetch_id, url, cause } => W::DiscoveryStarted(wit::DiscoveryStarted {
+            fetch_id: fetch_id.0,
+            url: url.clone(),
+            cause: discovery_cause(*cause),
+        }),
+        E::DiscoveryCompleted { fetch_id, token_endpoint, auth_method: method } => {
+            W::DiscoveryCompleted(wit::DiscoveryCompleted {
+                fetch_id: fetch_id.0,
+                token_endpoint: token_endpoint.clone(),
+                auth_method: auth_method(*method),
+            })
+        }
+        E::DiscoveryKeptCached { fetch_id, retry_at } => {
+            W::DiscoveryKeptCached(wit::DiscoveryKeptCached { fetch_id: fetch_id.0, retry_at: *retry_at })
+        }
+        E::KeysReplaced { count, hold_lifted } => {
+            W::KeysReplaced(wit::KeysReplaced { count: index(*count), hold_lifted: *hold_lifted })
+        }
+        E::CacheFileProblem { path, problem, detail } => W::CacheFileProblem(wit::CacheFileProblem {
+            path: path.clone(),
+            problem: cache_file_problem(*problem),
+            detail: detail.clone(),
         }),
         _ => return None,
     };

@@ -47,6 +47,10 @@ impl GuestTokenCache for TokenCache {
         tw::Config::from_json(&json).map(|config| TokenCache::resource(config, entropy)).map_err(convert::config_error)
     }
 
+    fn add_entropy(&self, bytes: Vec<u8>) {
+        self.0.borrow_mut().add_entropy(&bytes);
+    }
+
     fn poll(&self, now: u64) -> PollResult {
         match self.0.borrow_mut().poll(now) {
             tw::PollResult::Ready { token } => PollResult::Ready(convert::token(&token)),
@@ -101,6 +105,10 @@ impl GuestTokenCache for TokenCache {
 
     fn replace_secrets(&self, secrets: Vec<String>, now: u64) -> Result<bool, wit::ConfigError> {
         self.0.borrow_mut().replace_secrets(convert::secrets(secrets), now).map_err(convert::config_error)
+    }
+
+    fn replace_keys_from_file(&self, contents: String, source: String, now: u64) -> Result<bool, wit::ConfigError> {
+        self.0.borrow_mut().replace_keys_from_file(&contents, &source, now).map_err(convert::config_error)
     }
 
     fn poll_event(&self) -> Option<wit::Event> {

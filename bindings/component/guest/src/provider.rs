@@ -3,7 +3,10 @@
 //! This is a host of the engine like any other: it polls, sends the request
 //! the engine asks for through `wasi:http/outgoing-handler`, reports the
 //! response (or the transport failure) against its fetch id, and polls again.
-//! The wall clock gives `now`, `wasi:random` the jitter entropy.
+//! The wall clock gives `now`; `wasi:random` gives the jitter entropy, and
+//! fresh bytes before every poll for the client assertions' `jti`. With issuer
+//! discovery the engine's first request is a `GET` for the metadata document,
+//! sent and reported like a token request.
 //!
 //! A refresh ahead of expiry is sent without waiting: `get-token` returns the
 //! still-valid token at once, the host carries the request on, and a later
@@ -40,6 +43,10 @@ struct InFlight {
     /// The engine's `max-response-bytes`: reading stops just past it.
     max_response_bytes: usize,
 }
+
+/// Bytes of `wasi:random` added to the engine's entropy before each poll (the
+/// engine asks for at least 16).
+const ENTROPY_BYTES: u64 = 16;
 
 /// What went wrong on the wire, for `handle_transport_error`.
 type TransportFailure = (tw::TransportErrorKind, String);
@@ -133,6 +140,12 @@ impl Guest for Component {
             .map_err(convert::config_error)
     }
 
+    fn replace_keys_from_file(contents: String, source: String) -> Result<bool, wit::ConfigError> {
+        with_provider(|provider| provider.cache.replace_keys_from_file(&contents, &source, now_ms()))
+            .and_then(|replaced| replaced)
+            .map_err(convert::config_error)
+    }
+
     fn drain_events() -> Vec<wit::Event> {
         PROVIDER.with_borrow_mut(|slot| {
             let Some(provider) = slot else { return Vec::new() };
@@ -151,6 +164,9 @@ impl Provider {
     fn get_token(&mut self) -> Result<wit::Token, wit::TokenError> {
         self.collect(false);
         loop {
+            // The engine's rule: fresh host randomness before a poll that may
+            // send a request (a signed assertion's `jti`).
+            self.cache.add_entropy(&random::get_random_bytes(ENTROPY_BYTES));
             match self.cache.poll(now_ms()) {
                 tw::PollResult::Ready { token } => return Ok(convert::token(&token)),
                 tw::PollResult::ReadyAndSend { token, request } => {
@@ -250,26 +266,29 @@ fn wait_until(pollable: &Pollable, deadline: u64) -> bool {
 }
 
 /// Sends the engine's request exactly as given (method, URL, headers in
-/// order, body), adding only the `Content-Length` framing an HTTP client adds.
+/// order, body), adding only the `Content-Length` framing an HTTP client adds
+/// to a `POST`. A `GET` (a metadata document) goes with no body and no
+/// framing header.
 fn start_request(request: &tw::TokenRequest) -> Result<FutureIncomingResponse, TransportFailure> {
     let http = &request.http;
     let other = |message: String| (tw::TransportErrorKind::Other, message);
-    let url = url::Url::parse(&http.url).map_err(|e| other(format!("the token URL cannot be sent: {e}")))?;
+    let url = url::Url::parse(&http.url).map_err(|e| other(format!("the request URL cannot be sent: {e}")))?;
+    let method = match http.method.as_str() {
+        "POST" => Method::Post,
+        "GET" => Method::Get,
+        name => Method::Other(name.to_owned()),
+    };
+    let has_body = !matches!(method, Method::Get);
 
     let mut entries: Vec<(String, Vec<u8>)> =
         http.headers.iter().map(|(name, value)| (name.clone(), value.as_bytes().to_vec())).collect();
-    if http.header("content-length").is_none() {
+    if has_body && http.header("content-length").is_none() {
         entries.push(("Content-Length".to_owned(), http.body.len().to_string().into_bytes()));
     }
     let headers =
         Fields::from_list(&entries).map_err(|e| other(format!("the host refused the request headers: {e:?}")))?;
 
     let outgoing = OutgoingRequest::new(headers);
-    let method = match http.method.as_str() {
-        "POST" => Method::Post,
-        "GET" => Method::Get,
-        name => Method::Other(name.to_owned()),
-    };
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
         "http" => Scheme::Http,
@@ -298,7 +317,7 @@ fn start_request(request: &tw::TokenRequest) -> Result<FutureIncomingResponse, T
     let _ = options.set_between_bytes_timeout(timeout_ns);
 
     let response = outgoing_handler::handle(outgoing, Some(options)).map_err(|code| transport_failure(&code))?;
-    write_body(body, http.body.as_bytes())?;
+    write_body(body, if has_body { http.body.as_bytes() } else { &[] })?;
     Ok(response)
 }
 

@@ -1,9 +1,12 @@
 //! Conversions between the engine's types and the WIT `types` interface, one
 //! function per type. No logic lives here: every value is the engine's.
 //!
-//! Error kinds, faults, event kinds and snapshot errors are matched
-//! exhaustively, so a new one in the engine fails this build until the WIT
-//! names it. (The WIT's `other` event case is kept for newer guests.)
+//! Every kind the engine has today is named by one match arm. The engine's
+//! error kinds, faults, event kinds and cache-file problems are
+//! `#[non_exhaustive]`, so each match keeps a wildcard arm for kinds newer
+//! than this WIT (an error reads as `rejected`, an event is dropped); the
+//! conformance replay, which checks every kind, catches one left unmapped.
+//! (The WIT's `other` event case is kept for newer guests.)
 
 use tokenwell as tw;
 

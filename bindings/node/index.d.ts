@@ -85,6 +85,15 @@ export const ERROR_KINDS: Readonly<Record<TokenErrorKind, { fault: Fault; retrya
  */
 export function engineBackend(): 'native' | 'wasm';
 
+/**
+ * What went wrong with the cache file (`cachePath`), the `problem` of a
+ * `cache_file_problem` event: not used (`ignored`), readable by others and
+ * narrowed to 0600 (`permissions_tightened`), a snapshot not written
+ * (`write_failed`), the lock file not usable (`lock_failed`), the lock held
+ * by another process past the wait (`lock_timeout`).
+ */
+export type CacheFileProblem = 'ignored' | 'permissions_tightened' | 'write_failed' | 'lock_failed' | 'lock_timeout';
+
 /** An event for audit logs and metrics. `type` says which; the other fields depend on it. */
 export interface TokenEvent {
   /** ms since the Unix epoch. */
@@ -106,6 +115,7 @@ export interface TokenEvent {
     | 'clock_went_backwards'
     | 'outage_grace_served'
     | 'secret_file_rejected'
+    | 'cache_file_problem'
     | (string & {});
   fetchId?: number;
   reason?: 'initial' | 'ahead' | 'expired' | 'invalidated';
@@ -117,8 +127,21 @@ export interface TokenEvent {
   errorKind?: TokenErrorKind;
   /** `secret_file_rejected`: the variable or option that named the file. */
   source?: string;
-  /** `secret_file_rejected`: what is wrong with the file (its path, never its contents). */
+  /**
+   * `secret_file_rejected`: what is wrong with the file (its path, never its
+   * contents). `cache_file_problem`: what went wrong with the cache file, a
+   * {@link CacheFileProblem}.
+   */
   problem?: string;
+  /** `cache_file_problem`: the cache file (or its `.lock` file). */
+  path?: string;
+  /**
+   * `cache_file_problem`: the non-secret detail, the reason, the error code
+   * and/or the mode joined by ": " (`"symlink"`, `"unusable: EACCES"`,
+   * `"insecure_permissions: 0o666"`, `"EISDIR"`, `"0o644"`, `"expired"`; `""`
+   * for `lock_timeout`).
+   */
+  detail?: string;
   [field: string]: unknown;
 }
 
@@ -178,7 +201,9 @@ export interface ServiceAccountOptions extends EngineTuning {
    * 0600, replaced atomically, `<cachePath>.lock` (flock) serializing token
    * requests across processes. The same file format and rules as Python's
    * `cache_path`: a Node cron and a Python cron with the same configuration
-   * share one file. Node and Bun only.
+   * share one file. Node and Bun only. A file that cannot be used as it
+   * should is the engine's `cache_file_problem` event (the account goes on
+   * without it).
    */
   cachePath?: string;
   /** The clock, ms since the Unix epoch. Default `Date.now` (tests inject a virtual one). */
@@ -396,6 +421,11 @@ export class TokenCache {
   replaceSecretsFromFile(contents: string, source: string, now: number): ReplaceOutcome;
   /** The secret file named by `source` could not be read: one `secret_file_rejected` event. */
   reportSecretFileProblem(source: string, problem: string, now: number): void;
+  /**
+   * The host's cache file at `path` could not be used as it should (`detail`:
+   * a non-secret reason, error code or mode): one `cache_file_problem` event.
+   */
+  reportCacheFileProblem(path: string, problem: CacheFileProblem, detail: string, now: number): void;
   drainEvents(): TokenEvent[];
   exportSnapshot(now: number): string | null;
   importSnapshot(

@@ -22,12 +22,19 @@
 //   a FIFO cannot block the open) and checked on the open descriptor: a regular
 //   file, one link, owned by this user, not writable by group or others. A
 //   cache file readable by others is tightened to 0600 when it is ours.
-// - Every refusal and every I/O error is reported once through `warn` and the
-//   account carries on without the file: nothing here throws.
+// - Every refusal and every I/O error is reported through `report(problem,
+//   path, detail)` and the account carries on without the file: nothing here
+//   throws. The account hands each report to the engine
+//   (`TokenCache.reportCacheFileProblem`), which emits the `cache_file_problem`
+//   event: the problem names (`ignored`, `permissions_tightened`,
+//   `write_failed`, `lock_failed`, `lock_timeout`) and the detail (the reason,
+//   the error code and/or the mode, joined by ": ") are Python's. A refusal is
+//   reported once until it changes.
 
 const fs = require('node:fs');
 const nodePath = require('node:path');
 const crypto = require('node:crypto');
+const os = require('node:os');
 const { engine } = require('./runtime.js');
 
 /** Snapshots are a few hundred bytes; anything much larger is not ours. */
@@ -78,7 +85,7 @@ function openChecked(path, flags) {
 const signature = (st) => `${st.ino}:${st.dev}:${st.size}:${st.mtimeNs}`;
 
 class CacheFile {
-  #warn;
+  #report;
   #seen = null;
   /** 'read' / 'lock' -> the last problem reported there (each is reported once until it changes). */
   #lastProblem = new Map();
@@ -86,22 +93,28 @@ class CacheFile {
   #queue = Promise.resolve();
   #lockFd = null;
 
-  /** `warn(message, code)` reports problems; nothing here throws. */
-  constructor(path, warn) {
+  /** `report(problem, path, detail)` reports problems (see the top of this file); nothing here throws. */
+  constructor(path, report) {
     this.path = nodePath.resolve(path);
     this.lockPath = `${this.path}.lock`;
-    this.#warn = warn;
+    this.#report = report;
   }
 
-  #problem(where, event, fields) {
-    const key = JSON.stringify([event, fields]);
+  /** Reports `problem` with `fields` unless it is the last one reported for `where` ('read' or 'lock'). */
+  #problem(where, problem, fields) {
+    const key = JSON.stringify([problem, fields]);
     if (this.#lastProblem.get(where) === key) return;
     this.#lastProblem.set(where, key);
-    const file = where === 'lock' ? this.lockPath : this.path;
-    const detail = Object.entries(fields)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(' ');
-    this.#warn(`tokenwell: ${event} ${file}: ${detail}`, event);
+    this.#emit(problem, where === 'lock' ? this.lockPath : this.path, fields);
+  }
+
+  /** The detail is Python's: the reason, the error code and the mode that are set, joined by ": ". */
+  #emit(problem, file, fields) {
+    const detail = ['reason', 'error', 'mode']
+      .map((k) => fields[k])
+      .filter((v) => v !== undefined && v !== null)
+      .join(': ');
+    this.#report(problem, file, detail);
   }
 
   // ---- reading and writing ---------------------------------------------------
@@ -113,7 +126,7 @@ class CacheFile {
       opened = openChecked(this.path, O_RDONLY);
     } catch (refused) {
       this.#seen = null;
-      this.#problem('read', 'cache_ignored', refusedFields(refused));
+      this.#problem('read', 'ignored', refusedFields(refused));
       return null;
     }
     if (opened === null) {
@@ -131,7 +144,7 @@ class CacheFile {
       if (mode & 0o022) {
         // Another user could have planted a token for us to send: ignore it
         // (the next snapshot replaces the file).
-        this.#problem('read', 'cache_ignored', { reason: 'insecure_permissions', mode: `0o${mode.toString(8)}` });
+        this.#problem('read', 'ignored', { reason: 'insecure_permissions', mode: `0o${mode.toString(8)}` });
         return null;
       }
       if (mode & 0o077) {
@@ -140,19 +153,19 @@ class CacheFile {
         try {
           fs.fchmodSync(fd, 0o600);
         } catch (error) {
-          this.#problem('read', 'cache_ignored', { reason: 'insecure_permissions', error: error.code });
+          this.#problem('read', 'ignored', { reason: 'insecure_permissions', error: error.code });
           return null;
         }
-        this.#warn(`tokenwell: cache_permissions_tightened ${this.path}: mode=0o${mode.toString(8)}`, 'cache_permissions_tightened');
+        this.#emit('permissions_tightened', this.path, { mode: `0o${mode.toString(8)}` });
       }
       if (st.size > BigInt(MAX_SNAPSHOT_BYTES)) {
-        this.#problem('read', 'cache_ignored', { reason: 'too_large' });
+        this.#problem('read', 'ignored', { reason: 'too_large' });
         return null;
       }
       try {
         data = readAll(fd, MAX_SNAPSHOT_BYTES + 1);
       } catch (error) {
-        this.#problem('read', 'cache_ignored', { reason: 'unreadable', error: error.code });
+        this.#problem('read', 'ignored', { reason: 'unreadable', error: error.code });
         return null;
       }
     } finally {
@@ -162,12 +175,12 @@ class CacheFile {
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(data);
     } catch {
-      this.#problem('read', 'cache_ignored', { reason: 'not_utf8' });
+      this.#problem('read', 'ignored', { reason: 'not_utf8' });
       return null;
     }
   }
 
-  /** Atomically replaces the file with `text` (mode 0600). False (and a warning) if it could not be written. */
+  /** Atomically replaces the file with `text` (mode 0600). False (and a `write_failed` report) if it could not be written. */
   write(text) {
     const directory = nodePath.dirname(this.path);
     let temporary = null;
@@ -185,7 +198,7 @@ class CacheFile {
       fs.renameSync(temporary, this.path);
     } catch (error) {
       if (temporary !== null) fs.rmSync(temporary, { force: true });
-      this.#warn(`tokenwell: cache_write_failed ${this.path}: error=${error.code ?? error.message}`, 'cache_write_failed');
+      this.#emit('write_failed', this.path, { error: errorName(error) });
       return false;
     }
     try {
@@ -231,7 +244,7 @@ class CacheFile {
     if (!(await settlesBefore(before, deadline))) {
       // Give the turn on once it comes, and go on without the lock.
       before.then(release);
-      if (timeoutMs > 0) this.#warn(`tokenwell: cache_lock_timeout ${this.path}`, 'cache_lock_timeout');
+      if (timeoutMs > 0) this.#emit('lock_timeout', this.path, {});
       return BUSY;
     }
     let outcome;
@@ -243,9 +256,7 @@ class CacheFile {
     }
     if (outcome !== HELD) {
       release();
-      if (outcome === BUSY && timeoutMs > 0) {
-        this.#warn(`tokenwell: cache_lock_timeout ${this.path}`, 'cache_lock_timeout');
-      }
+      if (outcome === BUSY && timeoutMs > 0) this.#emit('lock_timeout', this.path, {});
       return outcome;
     }
     this.#release = release;
@@ -275,7 +286,7 @@ class CacheFile {
       fs.mkdirSync(nodePath.dirname(this.path), { recursive: true, mode: 0o700 });
       opened = openChecked(this.lockPath, O_RDWR | O_CREAT);
     } catch (error) {
-      this.#problem('lock', 'cache_lock_failed', error instanceof Refused ? refusedFields(error) : { reason: 'unusable', error: error.code });
+      this.#problem('lock', 'lock_failed', error instanceof Refused ? refusedFields(error) : { reason: 'unusable', error: error.code });
       return UNUSABLE;
     }
     const { fd, st } = opened;
@@ -284,7 +295,7 @@ class CacheFile {
         fs.fchmodSync(fd, 0o600); // ours (checked): nobody else needs it
       } catch (error) {
         fs.closeSync(fd);
-        this.#problem('lock', 'cache_lock_failed', { reason: 'insecure_permissions', error: error.code });
+        this.#problem('lock', 'lock_failed', { reason: 'insecure_permissions', error: error.code });
         return UNUSABLE;
       }
     }
@@ -298,7 +309,7 @@ class CacheFile {
         taken = tryLock(fd);
       } catch (error) {
         fs.closeSync(fd);
-        this.#problem('lock', 'cache_lock_failed', { reason: 'unusable', error: error.message });
+        this.#problem('lock', 'lock_failed', { reason: 'unusable', error: errorName(error) });
         return UNUSABLE;
       }
       if (taken) {
@@ -316,22 +327,45 @@ class CacheFile {
   }
 }
 
-/** Whether `promise` settles by `deadline` (ms since the epoch); the timer never keeps the process alive. */
+/** Whether `promise` settles by `deadline` (ms since the epoch); a wait never keeps the process alive. */
 async function settlesBefore(promise, deadline) {
+  const wait = Math.max(deadline - Date.now(), 0);
   let timer;
+  let immediate;
   const late = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), 0));
-    timer.unref?.();
+    if (wait === 0) {
+      // No wait (`lock(0)`): the answer once what already settled has run. An
+      // immediate always fires; an unref'd timer may not, in an idle process.
+      immediate = setImmediate(() => resolve(false));
+    } else {
+      timer = setTimeout(() => resolve(false), wait);
+      timer.unref?.();
+    }
   });
   try {
     return await Promise.race([promise.then(() => true), late]);
   } finally {
     clearTimeout(timer);
+    clearImmediate(immediate);
   }
 }
 
+/**
+ * An error's errno name (`EACCES`), as Python's `errno.errorcode` gives it:
+ * Node's `code`, or the `(os error N)` of a native module's message.
+ */
+function errorName(error) {
+  if (typeof error?.code === 'string' && /^E[A-Z0-9]+$/.test(error.code)) return error.code;
+  const number = /\(os error (\d+)\)/.exec(String(error?.message ?? ''))?.[1];
+  if (number !== undefined) {
+    const name = Object.keys(os.constants.errno).find((k) => os.constants.errno[k] === Number(number));
+    if (name !== undefined) return name;
+  }
+  return error?.code ?? String(error?.message ?? error);
+}
+
 function refusedFields(refused) {
-  if (!(refused instanceof Refused)) return { reason: 'unusable', error: refused?.code ?? String(refused) };
+  if (!(refused instanceof Refused)) return { reason: 'unusable', error: errorName(refused) };
   return refused.code === undefined ? { reason: refused.reason } : { reason: refused.reason, error: refused.code };
 }
 

@@ -44,7 +44,7 @@ module.exports = {
   statFile,
   readTextFile,
   readCaFile,
-  openCacheFile: (path, warn) => new CacheFile(path, warn),
+  openCacheFile: (path, report) => new CacheFile(path, report),
   createDefaultFetch,
   warn: (message, code) => process.emitWarning(message, { type: 'TokenwellWarning', code }),
   defaultEnv: () => process.env,

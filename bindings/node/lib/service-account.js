@@ -42,7 +42,18 @@ const HOST_OPTIONS = [
  * through `logger.warn`, else `process.emitWarning` (Python logs the same
  * ones at WARNING to its `tokenwell` logger).
  */
-const WARN_EVENTS = new Set(['refresh_failed', 'secret_file_rejected', 'outage_grace_served', 'fetch_abandoned']);
+const WARN_EVENTS = new Set([
+  'refresh_failed',
+  'secret_file_rejected',
+  'outage_grace_served',
+  'fetch_abandoned',
+  'cache_file_problem',
+]);
+
+/** Whether `event` is warned when no `onEvent` is given: an expired snapshot in the cache file is routine. */
+const warnsOf = (event) =>
+  WARN_EVENTS.has(event.type) &&
+  !(event.type === 'cache_file_problem' && event.problem === 'ignored' && event.detail === 'expired');
 
 /** One line for a warned event (events never hold a secret or a token). */
 function describeEvent(event) {
@@ -53,6 +64,7 @@ function describeEvent(event) {
     return `${who}: ${kind}${status == null ? '' : ` (HTTP ${status})`}${description == null ? '' : `: ${description}`}`;
   }
   if (type === 'secret_file_rejected') return `${who}: ${rest.source}: ${rest.problem}; the secrets in use are kept`;
+  if (type === 'cache_file_problem') return `${who}: ${rest.problem} ${rest.path}${rest.detail ? `: ${rest.detail}` : ''}`;
   return `${who}: ${JSON.stringify(rest)}`;
 }
 
@@ -262,7 +274,11 @@ class ServiceAccount {
     this.#waitUntil = host.waitUntil ?? null;
     this.#secretFile = settings.secretFile;
     this.#description = cache.describe();
-    if (host.cachePath !== undefined) this.#cacheFile = hostServices().openCacheFile(host.cachePath, this.#warn);
+    if (host.cachePath !== undefined) {
+      // The cache file's problems are the engine's `cache_file_problem` events, delivered with the others.
+      const report = (problem, path, detail) => this.#cache.reportCacheFileProblem(path, problem, detail, this.#clock());
+      this.#cacheFile = hostServices().openCacheFile(host.cachePath, report);
+    }
     this.#tokenFetch = host.fetch ?? hostServices().createDefaultFetch({ caCertificates: settings.ca?.certificates });
     this.#options = Object.freeze(this.#publicOptions(settings));
     if (settings.insecureHttpFrom !== null && this.#description.tokenUrl.startsWith('http:')) {
@@ -497,9 +513,7 @@ class ServiceAccount {
     const text = this.#cacheFile.readIfChanged();
     if (text === null) return;
     const imported = this.#cache.importSnapshot(text, now);
-    if (imported.result === 'error' && imported.reason !== 'expired') {
-      this.#warn(`tokenwell: cache_ignored ${this.#cacheFile.path}: reason=${imported.reason}`, 'cache_ignored');
-    }
+    if (imported.result === 'error') this.#cache.reportCacheFileProblem(this.#cacheFile.path, 'ignored', imported.reason, now);
   }
 
   /** Sends a token request and reports its outcome to the engine. Never rejects for transport reasons. */
@@ -550,7 +564,11 @@ class ServiceAccount {
    */
   #afterEngineCall() {
     const events = this.#cache.drainEvents();
-    if (this.#cacheFile !== null) for (const event of events) this.#cacheFileFor(event);
+    if (this.#cacheFile !== null) {
+      for (const event of events) this.#cacheFileFor(event);
+      // A snapshot that could not be written is reported now (cache_file_problem), not at the next call.
+      events.push(...this.#cache.drainEvents());
+    }
     this.#deliverEvents(events);
     if (this.#closed) return;
     const wake = this.#cache.nextWakeup();
@@ -587,7 +605,7 @@ class ServiceAccount {
   #deliverEvents(events) {
     for (const event of events) {
       if (this.#onEvent === null) {
-        if (WARN_EVENTS.has(event.type)) this.#warn(describeEvent(event), event.type);
+        if (warnsOf(event)) this.#warn(describeEvent(event), event.type);
         continue;
       }
       try {

@@ -255,6 +255,20 @@ class TokenCache {
     this.#native.reportSecretFileProblem(source, problem, instant('now', now));
   }
 
+  /**
+   * The host's cache file (`cachePath`) at `path` could not be used as it
+   * should: `problem` is `ignored`, `permissions_tightened`, `write_failed`,
+   * `lock_failed` or `lock_timeout`, `detail` a non-secret reason, error code
+   * or mode (`"symlink"`, `"unusable: EACCES"`, `"0o644"`). The engine queues
+   * one `cache_file_problem` event.
+   */
+  reportCacheFileProblem(path, problem, detail, now) {
+    if (typeof path !== 'string' || typeof problem !== 'string' || typeof detail !== 'string') {
+      throw new TypeError('path, problem and detail must be strings');
+    }
+    this.#native.reportCacheFileProblem(path, problem, detail, instant('now', now));
+  }
+
   /** Takes every queued event, oldest first. */
   drainEvents() {
     return JSON.parse(this.#native.drainEvents());

@@ -174,6 +174,14 @@ impl NativeTokenCache {
         self.inner.report_secret_file_problem(&source, &problem, now).map_err(arg_error)
     }
 
+    /// The cache file (`cachePath`) could not be used as it should (`problem`:
+    /// `ignored`, `permissions_tightened`, `write_failed`, `lock_failed`,
+    /// `lock_timeout`; `detail` a non-secret reason): one `cache_file_problem` event.
+    #[napi(catch_unwind)]
+    pub fn report_cache_file_problem(&mut self, path: String, problem: String, detail: String, now: f64) -> Result<()> {
+        self.inner.report_cache_file_problem(&path, &problem, &detail, now).map_err(arg_error)
+    }
+
     /// Drains the event queue: a JSON list of events, oldest first.
     #[napi(catch_unwind)]
     pub fn drain_events(&mut self) -> String {

@@ -240,7 +240,10 @@ test('a cache file others could write, or a symlink planted at its path, is not 
     const reader = new ServiceAccount(nodeOptions(server.url, file, { logger: { warn: (m) => warnings.push(m) } }));
     assert.equal(await reader.getToken(), 'at-2', 'a planted token is never sent');
     reader.close();
-    assert.ok(warnings.some((w) => /cache_ignored .*reason=insecure_permissions/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => w.endsWith(`cache_file_problem (client nightly-cron): ignored ${file}: insecure_permissions: 0o666`)),
+      warnings.join('\n'),
+    );
     assert.equal(modeOf(file), 0o600, 'replaced by the new snapshot, 0600');
 
     const target = path.join(dir, 'elsewhere.json');
@@ -251,11 +254,150 @@ test('a cache file others could write, or a symlink planted at its path, is not 
     const third = new ServiceAccount(nodeOptions(server.url, link, { logger: { warn: (m) => linked.push(m) } }));
     assert.equal(await third.getToken(), 'at-3');
     third.close();
-    assert.ok(linked.some((w) => /cache_ignored .*reason=symlink/.test(w)), linked.join('\n'));
+    assert.ok(linked.some((w) => /cache_file_problem .*: ignored .*link\.json: symlink$/.test(w)), linked.join('\n'));
     assert.ok(!fs.lstatSync(link).isSymbolicLink(), 'the rename replaced the link itself, not its target');
     assert.equal(fs.readFileSync(target, 'utf8'), fs.readFileSync(file, 'utf8'), 'the target was not written');
   } finally {
     await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The `cache_file_problem` events among `events`, as `[problem, path, detail]`. */
+const fileProblems = (events) =>
+  events.filter((e) => e.type === 'cache_file_problem').map((e) => [e.problem, e.path, e.detail]);
+
+test("every cache file problem is the engine's cache_file_problem event, named and worded as in Python", async () => {
+  const dir = tempDir();
+  const server = await startScriptedTokenServer();
+  try {
+    const file = path.join(dir, 'token.json');
+    const writer = new ServiceAccount(nodeOptions(server.url, file));
+    assert.equal(await writer.getToken(), 'at-1');
+    writer.close();
+
+    // Readable by others: tightened to 0600 and used.
+    fs.chmodSync(file, 0o644);
+    const events = [];
+    const reader = new ServiceAccount(nodeOptions(server.url, file, { onEvent: (e) => events.push(e) }));
+    assert.equal(await reader.getToken(), 'at-1');
+    reader.close();
+    assert.deepEqual(fileProblems(events), [['permissions_tightened', file, '0o644']]);
+    assert.equal(events.find((e) => e.type === 'cache_file_problem').actorId, 'nightly-cron');
+    assert.equal(modeOf(file), 0o600);
+
+    // Writable by others: ignored, with the reason and the mode.
+    fs.chmodSync(file, 0o666);
+    events.length = 0;
+    const refused = new ServiceAccount(nodeOptions(server.url, file, { onEvent: (e) => events.push(e) }));
+    assert.equal(await refused.getToken(), 'at-2');
+    refused.close();
+    assert.deepEqual(fileProblems(events), [['ignored', file, 'insecure_permissions: 0o666']]);
+
+    // A directory where the file should be: ignored, and the snapshot cannot be written (the error code).
+    const taken = path.join(dir, 'taken.json');
+    fs.mkdirSync(path.join(taken, 'inside'), { recursive: true });
+    events.length = 0;
+    const blocked = new ServiceAccount(nodeOptions(server.url, taken, { onEvent: (e) => events.push(e) }));
+    assert.equal(await blocked.getToken(), 'at-3');
+    blocked.close();
+    const [ignored, written] = fileProblems(events);
+    assert.deepEqual(ignored, ['ignored', taken, 'not_regular_file']);
+    assert.equal(written[0], 'write_failed');
+    assert.equal(written[1], taken);
+    assert.match(written[2], /^E[A-Z]+$/, 'the error code (EISDIR, ENOTEMPTY)');
+    const types = events.map((e) => e.type);
+    assert.ok(types.indexOf('token_acquired') < types.lastIndexOf('cache_file_problem'), 'after the token it could not keep');
+
+    // A symlink planted at the lock file's name (the native engine takes the lock; wasm has none).
+    const locked = path.join(dir, 'locked.json');
+    fs.symlinkSync(path.join(dir, 'elsewhere'), `${locked}.lock`);
+    events.length = 0;
+    const unlocked = new ServiceAccount(nodeOptions(server.url, locked, { onEvent: (e) => events.push(e) }));
+    assert.equal(await unlocked.getToken(), 'at-4');
+    unlocked.close();
+    assert.deepEqual(
+      fileProblems(events),
+      engineBackend() === 'native' ? [['lock_failed', `${locked}.lock`, 'symlink']] : [],
+    );
+    assert.ok(!fs.existsSync(path.join(dir, 'elsewhere')), 'nothing created where the link points');
+  } finally {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an expired snapshot is an ignored event with detail "expired", and no warning', async () => {
+  const dir = tempDir();
+  const server = await startScriptedTokenServer();
+  try {
+    const file = path.join(dir, 'token.json');
+    const start = Date.now();
+    const writer = new ServiceAccount(nodeOptions(server.url, file, { clock: () => start }));
+    assert.equal(await writer.getToken(), 'at-1');
+    writer.close();
+    const later = () => start + 3_600_000; // the token (300 s) is long gone
+    const events = [];
+    const seen = new ServiceAccount(nodeOptions(server.url, file, { clock: later, onEvent: (e) => events.push(e) }));
+    assert.equal(await seen.getToken(), 'at-2');
+    seen.close();
+    assert.deepEqual(fileProblems(events), [['ignored', file, 'expired']]);
+
+    const warnings = [];
+    const stale = new ServiceAccount(
+      nodeOptions(server.url, file, { clock: () => later() + 3_600_000, logger: { warn: (m) => warnings.push(m) } }),
+    );
+    assert.equal(await stale.getToken(), 'at-3');
+    stale.close();
+    assert.deepEqual(warnings, [], 'routine: not worth a warning');
+  } finally {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cache file problem is reported once until it changes', () => {
+  const dir = tempDir();
+  try {
+    const reports = [];
+    const target = path.join(dir, 'target.json');
+    fs.writeFileSync(target, '{}', { mode: 0o600 });
+    const file = path.join(dir, 'token.json');
+    fs.symlinkSync(target, file);
+    const cache = new CacheFile(file, (...report) => reports.push(report));
+    assert.equal(cache.readIfChanged(), null);
+    assert.equal(cache.readIfChanged(), null);
+    assert.deepEqual(reports, [['ignored', file, 'symlink']], 'once');
+    fs.unlinkSync(file);
+    fs.mkdirSync(file);
+    assert.equal(cache.readIfChanged(), null);
+    assert.deepEqual(reports.at(-1), ['ignored', file, 'not_regular_file'], 'a new problem is reported');
+    fs.rmdirSync(file);
+    assert.equal(cache.readIfChanged(), null, 'no file: nothing to report, and the slate is clean');
+    fs.symlinkSync(target, file);
+    assert.equal(cache.readIfChanged(), null);
+    assert.deepEqual(reports.length, 3, 'the symlink again, after the problem went away');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lock held past the wait is lock_timeout, with an empty detail', async () => {
+  const dir = tempDir();
+  try {
+    const reports = [];
+    const file = path.join(dir, 'token.json');
+    const cache = new CacheFile(file, (...report) => reports.push(report));
+    assert.equal(await cache.lock(1000), 'held');
+    const alive = setTimeout(() => {}, 5000); // the wait's timer is unref'd: something must keep the loop running
+    try {
+      assert.equal(await cache.lock(20), 'busy');
+    } finally {
+      clearTimeout(alive);
+    }
+    assert.deepEqual(reports, [['lock_timeout', file, '']]);
+    cache.unlock();
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

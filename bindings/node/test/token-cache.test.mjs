@@ -132,6 +132,22 @@ test('secrets are replaced from a list or a file, errors naming the field', () =
   assert.match(unreadable.problem, /\/run\/s \(ENOENT\)/);
 });
 
+test('a cache file problem is the engine event, with the problem names every host uses', () => {
+  const cache = new TokenCache(OPTIONS, 1);
+  cache.reportCacheFileProblem('/var/cache/app/token.json', 'ignored', 'insecure_permissions: 0o666', T0);
+  cache.reportCacheFileProblem('/var/cache/app/token.json', 'lock_timeout', '', T0 + 1);
+  assert.deepEqual(
+    cache.drainEvents().map(({ type, at, path, problem, detail }) => ({ type, at, path, problem, detail })),
+    [
+      { type: 'cache_file_problem', at: T0, path: '/var/cache/app/token.json', problem: 'ignored', detail: 'insecure_permissions: 0o666' },
+      { type: 'cache_file_problem', at: T0 + 1, path: '/var/cache/app/token.json', problem: 'lock_timeout', detail: '' },
+    ],
+  );
+  assert.throws(() => cache.reportCacheFileProblem('/p', 'cache_ignored', 'symlink', T0), /problem must be one of/);
+  assert.throws(() => cache.reportCacheFileProblem('/p', 'ignored', undefined, T0), TypeError);
+  assert.deepEqual(cache.drainEvents(), []);
+});
+
 test('a snapshot round-trips into a second cache and is refused elsewhere', () => {
   const a = new TokenCache(OPTIONS, 1);
   const { request } = a.poll(T0);

@@ -234,6 +234,20 @@ impl WasmTokenCache {
         self.inner.report_secret_file_problem(source, problem, now).map_err(arg_error)
     }
 
+    /// The cache file could not be used as it should (`problem`: `ignored`,
+    /// `permissions_tightened`, `write_failed`, `lock_failed`, `lock_timeout`;
+    /// `detail` a non-secret reason): one `cache_file_problem` event.
+    #[wasm_bindgen(js_name = reportCacheFileProblem)]
+    pub fn report_cache_file_problem(
+        &mut self,
+        path: &str,
+        problem: &str,
+        detail: &str,
+        now: f64,
+    ) -> Result<(), JsError> {
+        self.inner.report_cache_file_problem(path, problem, detail, now).map_err(arg_error)
+    }
+
     /// Drains the event queue: a JSON list of events, oldest first.
     #[wasm_bindgen(js_name = drainEvents)]
     pub fn drain_events(&mut self) -> String {

@@ -21,8 +21,8 @@ mod json;
 
 use serde_json::{json, Value};
 use tokenwell::{
-    ClientSecret, Config, FetchId, FileStamp, InvalidateOutcome, PollResult, SecretFileWatch, TokenCache, TokenError,
-    TransportErrorKind,
+    CacheFileProblem, ClientSecret, Config, FetchId, FileStamp, InvalidateOutcome, PollResult, SecretFileWatch,
+    TokenCache, TokenError, TransportErrorKind,
 };
 
 pub use error::{config_error_json, error_kinds, token_error_json};
@@ -314,6 +314,28 @@ impl JsonCache {
     pub fn report_secret_file_problem(&mut self, source: &str, problem: &str, now: f64) -> Result<(), ArgError> {
         let now = whole_number("now", now)?;
         self.inner.report_secret_file_problem(source, problem, now);
+        Ok(())
+    }
+
+    /// The host could not use its cache file (`cachePath`) as it should
+    /// (`problem`: `ignored`, `permissions_tightened`, `write_failed`,
+    /// `lock_failed` or `lock_timeout`; `detail` a non-secret reason, error
+    /// code or mode): the engine queues one `cache_file_problem` event.
+    pub fn report_cache_file_problem(
+        &mut self,
+        path: &str,
+        problem: &str,
+        detail: &str,
+        now: f64,
+    ) -> Result<(), ArgError> {
+        let now = whole_number("now", now)?;
+        let problem = CacheFileProblem::parse(problem).ok_or_else(|| {
+            invalid_arg(
+                "problem",
+                "must be one of ignored, permissions_tightened, write_failed, lock_failed, lock_timeout",
+            )
+        })?;
+        self.inner.report_cache_file_problem(path, problem, detail, now);
         Ok(())
     }
 

@@ -57,6 +57,7 @@ function describe(error: unknown): string {
 const cache = new TokenCache({ tokenUrl: 'https://a.example/t', clientId: 'c', clientSecret: 's' }, 42n);
 const poll: PollResult = cache.poll(Date.now());
 cache.reportSecretFileProblem('CLIENT_SECRET_FILE', 'cannot read the secret file /run/s (ENOENT)', Date.now());
+cache.reportCacheFileProblem('/var/cache/app/token.json', 'write_failed', 'EACCES', Date.now());
 const replaced = cache.replaceSecretsFromFile('new\nold\n', 'CLIENT_SECRET_FILE', Date.now());
 if (replaced.result === 'error') describe(replaced.error);
 switch (poll.result) {

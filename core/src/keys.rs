@@ -296,8 +296,9 @@ fn parse_pem_blocks(text: &str, default_alg: Option<SigningAlg>) -> Result<Vec<P
         let label = &block["-----BEGIN ".len().."-----BEGIN ".len() + label_end];
         let end_marker = format!("-----END {label}-----");
         let end = block.find(&end_marker).ok_or(format!("key {n}: PEM block has no END line"))?;
-        let pem = Zeroizing::new(block[..end + end_marker.len()].to_owned());
-        rest = &block[end + end_marker.len()..];
+        let after = end + end_marker.len();
+        let pem = Zeroizing::new(block[..after].to_owned());
+        rest = &block[after..];
         let material = match label {
             "PRIVATE KEY" => pkcs8_material(&pem),
             "RSA PRIVATE KEY" => rsa::pkcs1::DecodeRsaPrivateKey::from_pkcs1_pem(&pem)

@@ -286,3 +286,27 @@ fn a_new_method_starts_from_the_first_credential() {
     let PollResult::Send { request } = cache.poll(T0 + 10_002) else { panic!() };
     assert_eq!(assertion_header(&request.http.body)["alg"], "ES256", "key 0, not key 1");
 }
+
+/// A token imported while the metadata was being fetched is served; when it
+/// expires, the refetch is for an expired token, not an initial one.
+#[test]
+fn a_token_imported_during_discovery_keeps_the_refetch_reason() {
+    let json = serde_json::json!({"issuer": "https://auth.example", "client_id": "c", "client_secret": "s"});
+    let config = Config::from_json(&json.to_string()).unwrap();
+    let snapshot = serde_json::json!({"version": 1, "fingerprint": config.fingerprint(), "access_token": "snap",
+        "token_type": "Bearer", "scope": [], "received_at": T0, "expires_at": T0 + 3_600_000});
+    let mut cache = TokenCache::new(config, 1);
+    let PollResult::Send { request } = cache.poll(T0) else { panic!() };
+    cache.import_snapshot(&snapshot.to_string(), T0 + 1).unwrap();
+    let doc = br#"{"issuer":"https://auth.example","token_endpoint":"https://auth.example/token"}"#;
+    let _ = cache.handle_response(request.fetch_id, 200, &[], doc, T0 + 2);
+    assert!(matches!(cache.poll(T0 + 3), PollResult::Ready { .. }));
+    let _ = events(&mut cache);
+    let PollResult::Send { request } = cache.poll(T0 + 3_600_000 - 30_000) else { panic!() };
+    assert_eq!(request.http.method, "POST");
+    let started = events(&mut cache).into_iter().find(|e| matches!(e, EventKind::RefreshStarted { .. }));
+    assert!(
+        matches!(started, Some(EventKind::RefreshStarted { reason: tokenwell::RefreshReason::Expired, .. })),
+        "{started:?}"
+    );
+}

@@ -129,7 +129,14 @@ fn pure_request_builders() {
     assert!(format!("{signed:?}").contains("client_assertion=[redacted]"));
     let basic =
         Config::from_json(r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"s"}"#).unwrap();
-    assert_eq!(build_signed_token_request(&basic, 0, T0, &mut pool).unwrap(), build_token_request(&basic, 0));
+    let mut untouched = EntropyPool::new(9);
+    assert_eq!(build_signed_token_request(&basic, 0, T0, &mut untouched).unwrap(), build_token_request(&basic, 0));
+    let (mut after, mut fresh) = ([0u8; 8], [0u8; 8]);
+    untouched.fill(&mut after);
+    EntropyPool::new(9).fill(&mut fresh);
+    assert_eq!(after, fresh, "a method that signs nothing draws nothing from the pool");
+    assert!(!AuthMethod::ClientSecretBasic.signs_assertion() && !AuthMethod::ClientSecretPost.signs_assertion());
+    assert!(AuthMethod::PrivateKeyJwt.signs_assertion() && AuthMethod::ClientSecretJwt.signs_assertion());
 }
 
 #[test]

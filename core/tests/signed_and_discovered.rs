@@ -56,6 +56,11 @@ fn keys_are_replaced_at_run_time_and_a_change_lifts_the_hold() {
     let mut cache = TokenCache::new(key_config(&["test-only-p256.pkcs8.pem"]), 1);
     assert_eq!(cache.auth_method(), AuthMethod::PrivateKeyJwt);
     assert_eq!(cache.config().configured_auth_method(), None);
+    let explicit = Config::from_json(
+        r#"{"token_url":"https://a.example/t","client_id":"c","client_secret":"s",
+        "auth_method":"client_secret_post"}"#,
+    );
+    assert_eq!(explicit.unwrap().configured_auth_method(), Some(AuthMethod::ClientSecretPost));
     let PollResult::Send { request } = cache.poll(T0) else { panic!() };
     assert_eq!(assertion_header(&request.http.body)["alg"], "ES256");
     let refused = cache.handle_response(request.fetch_id, 401, &[], br#"{"error":"invalid_client"}"#, T0 + 5);

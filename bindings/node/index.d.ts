@@ -34,7 +34,14 @@ export type Fault =
   | 'malformed_response'
   | 'host';
 
-export type AuthMethod = 'client_secret_basic' | 'client_secret_post';
+export type AuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'client_secret_jwt';
+
+/** Algorithms a client assertion is signed with (`private_key_jwt`: RS/PS/ES; `client_secret_jwt`: HS). */
+export type AssertionSigningAlg =
+  | 'RS256' | 'RS384' | 'RS512'
+  | 'PS256' | 'PS384' | 'PS512'
+  | 'ES256' | 'ES384'
+  | 'HS256' | 'HS384' | 'HS512';
 
 /** Thrown for every failure to get a token. Never contains a secret. */
 export class TokenError extends Error {
@@ -147,15 +154,44 @@ export interface TokenEvent {
 
 /** Engine options a ServiceAccount passes through (camelCase, durations in ms). */
 export type EngineTuning = Partial<
-  Omit<TokenCacheOptions, 'tokenUrl' | 'clientId' | 'clientSecret' | 'requestTimeoutMs' | 'refreshMarginMs'>
+  Omit<
+    TokenCacheOptions,
+    'tokenUrl' | 'issuer' | 'clientId' | 'clientSecret' | 'privateKey' | 'requestTimeoutMs' | 'refreshMarginMs'
+  >
 >;
 
 export interface ServiceAccountOptions extends EngineTuning {
-  /** The token endpoint, e.g. `https://hydra.example/oauth2/token` (plain http only on loopback). */
-  tokenUrl: string;
+  /**
+   * The token endpoint, e.g. `https://hydra.example/oauth2/token` (plain http
+   * only on loopback). Give it or `issuer`.
+   */
+  tokenUrl?: string;
+  /**
+   * The issuer, e.g. `https://auth.example/realms/billing`: the token endpoint
+   * and auth method are discovered from its metadata document
+   * (`/.well-known/oauth-authorization-server`, then
+   * `/.well-known/openid-configuration`), whose `issuer` must match exactly.
+   */
+  issuer?: string;
   clientId: string;
   /** One secret, or `[current, previous]` during a rotation. Or use `clientSecretFile`. */
   clientSecret?: string | string[];
+  /**
+   * For `private_key_jwt`: the private key (PKCS#8 / SEC1 / PKCS#1 PEM, or a
+   * JWK / JWKS as JSON text), or `[current, previous]` during a rotation. The
+   * engine signs a client assertion with it for every token request; it never
+   * shows in errors, events or `inspect`. With `fromEnv`,
+   * `CLIENT_PRIVATE_KEY_FILE` names a file of keys, re-read when it changes.
+   */
+  privateKey?: string | string[];
+  /**
+   * The algorithm for keys whose JWK names none (`RS256`, `PS256`, ...; EC
+   * keys sign with their curve's), or `HS256` (default) / `HS384` / `HS512`
+   * for `client_secret_jwt`.
+   */
+  assertionSigningAlg?: AssertionSigningAlg;
+  /** The assertion's `aud`: `token_endpoint` (default) or `issuer`. */
+  assertionAudience?: 'token_endpoint' | 'issuer';
   /**
    * A file holding the secret (or several, one per line), looked at by the
    * engine's rule (a `stat` at most once a second on the token path, at once
@@ -164,7 +200,10 @@ export interface ServiceAccountOptions extends EngineTuning {
    * the engine's `secret_file_rejected` event.
    */
   clientSecretFile?: string;
-  /** Default `client_secret_basic`. */
+  /**
+   * Default `client_secret_basic`, or `private_key_jwt` with keys and no
+   * secret; with `issuer`, the configured one or the best the server supports.
+   */
   authMethod?: AuthMethod;
   /** Scopes: a list or one space-separated string. */
   scope?: string | string[];
@@ -264,6 +303,10 @@ export interface RedactedOptions {
   clientId: string;
   clientSecret: '[redacted]';
   clientSecretFile?: string;
+  /** Present when private keys are configured. */
+  privateKey?: '[redacted]';
+  /** The key file (`CLIENT_PRIVATE_KEY_FILE`), when the keys come from one. */
+  privateKeyFile?: string;
   caFile?: string;
   cachePath?: string;
   authMethod: AuthMethod;
@@ -278,9 +321,10 @@ export type EngineState = 'idle' | 'fetching' | 'backing_off' | 'held';
 export class ServiceAccount {
   constructor(options: ServiceAccountOptions);
   /**
-   * Configuration from `CLIENT_ID`, `CLIENT_SECRET` / `CLIENT_SECRET_FILE`,
-   * `TOKEN_URL` / `HYDRA_URL` / `ISSUER_URL`, `SCOPE`, `AUDIENCE`,
-   * `AUTH_METHOD` (with `prefix`), through the engine's host contract:
+   * Configuration from `CLIENT_ID`, `CLIENT_SECRET` / `CLIENT_SECRET_FILE` /
+   * `CLIENT_PRIVATE_KEY_FILE`, `TOKEN_URL` / `HYDRA_URL` / `ISSUER_URL`
+   * (`ISSUER_URL`: discovery), `SCOPE`, `AUDIENCE`, `AUTH_METHOD` (with
+   * `prefix`), through the engine's host contract:
    * explicit options win; every missing variable is named at once.
    */
   static fromEnv(options?: FromEnvOptions): ServiceAccount;
@@ -301,6 +345,12 @@ export class ServiceAccount {
   readonly options: Readonly<RedactedOptions>;
   /** How many client secrets are configured now (the secret file may change it). */
   readonly secretCount: number;
+  /** How many private keys are configured now (the key file may change it). */
+  readonly keyCount: number;
+  /** Where token requests go: `tokenUrl`, or the discovered endpoint (null before discovery). */
+  readonly tokenEndpoint: string | null;
+  /** The auth method in use (with `issuer`, the one chosen with the metadata document). */
+  readonly authMethod: AuthMethod;
   readonly state: EngineState;
   toJSON(): Record<string, unknown>;
 }
@@ -309,9 +359,22 @@ export class ServiceAccount {
 
 /** Engine options, camelCase (snake_case is accepted too). Durations in ms. */
 export interface TokenCacheOptions {
-  tokenUrl: string;
+  /** The token endpoint; or `issuer`, to discover it. */
+  tokenUrl?: string;
+  /** The issuer whose metadata document names the token endpoint (RFC 8414 / OpenID discovery). */
+  issuer?: string;
   clientId: string;
-  clientSecret: string | string[];
+  /** A secret, or `[current, previous]`; or use `privateKey`. */
+  clientSecret?: string | string[];
+  /** `private_key_jwt` keys (PEM, or a JWK / JWKS as JSON text), current first. */
+  privateKey?: string | string[];
+  assertionSigningAlg?: AssertionSigningAlg;
+  /** The assertion's `aud`: `token_endpoint` (default) or `issuer`. */
+  assertionAudience?: 'token_endpoint' | 'issuer';
+  /** `exp` - `iat` of an assertion (ms, whole seconds; default 60000). */
+  assertionLifetimeMs?: number;
+  /** How long a discovered metadata document is used (ms; default 86400000). */
+  discoveryRefreshMs?: number;
   authMethod?: AuthMethod;
   scope?: string | string[];
   audience?: string | string[];
@@ -357,11 +420,13 @@ export interface EngineToken {
 /**
  * A token request to send exactly as given, then report against `fetchId`.
  * Its JSON and `inspect` views hide the credentials (the Basic header's value,
- * a `client_secret` field); `headers` and `body` are the real ones.
+ * a `client_secret` or `client_assertion` field); `headers` and `body` are the
+ * real ones. `method` is `POST`, or `GET` for the issuer's metadata document:
+ * send that without a body.
  */
 export interface TokenRequest {
   fetchId: number;
-  method: string;
+  method: 'POST' | 'GET';
   url: string;
   headers: Array<[string, string]>;
   body: string;
@@ -401,6 +466,11 @@ export type TransportErrorKind = 'timeout' | 'connect' | 'io' | 'tls' | 'other';
  */
 export class TokenCache {
   constructor(options: TokenCacheOptions, entropy?: number | bigint);
+  /**
+   * Fresh CSPRNG bytes (at least 16) for the `jti` of signed client
+   * assertions: call before every `poll` that may send. Default: 32 random bytes.
+   */
+  addEntropy(bytes?: Uint8Array | ArrayBuffer): void;
   poll(now: number): PollResult;
   handleResponse(
     fetchId: number,
@@ -419,6 +489,12 @@ export class TokenCache {
    * keeps the secrets in use and queues a `secret_file_rejected` event.
    */
   replaceSecretsFromFile(contents: string, source: string, now: number): ReplaceOutcome;
+  /**
+   * A key file's contents (PEM blocks or a JWK / JWKS, current first). A file
+   * without a valid key keeps the keys in use and queues a
+   * `secret_file_rejected` event; the error never quotes the file.
+   */
+  replaceKeysFromFile(contents: string, source: string, now: number): ReplaceOutcome;
   /** The secret file named by `source` could not be read: one `secret_file_rejected` event. */
   reportSecretFileProblem(source: string, problem: string, now: number): void;
   /**
@@ -436,11 +512,15 @@ export class TokenCache {
   readonly inFlight: number | null;
   describe(): {
     tokenUrl: string;
+    issuer: string | null;
+    /** `tokenUrl`, or the discovered endpoint (null until discovered). */
+    tokenEndpoint: string | null;
     clientId: string;
     authMethod: AuthMethod;
     scope: string[];
     audience: string[];
     secretCount: number;
+    keyCount: number;
     maxResponseBytes: number;
     requestTimeoutMs: number;
     refreshMarginMs: number;

@@ -8,7 +8,8 @@
 // `replaceSecretsFromFile` applies them, `reportSecretFileProblem` reports an
 // unreadable file; both keep the secrets in use and the engine emits
 // `secret_file_rejected`. The same rule and wording as Python's
-// `_secret_file.py`.
+// `_secret_file.py`. A key file (`CLIENT_PRIVATE_KEY_FILE`) is watched by the
+// same rule and applied with `replaceKeysFromFile`.
 
 const { configError } = require('./errors.js');
 const { engine, host } = require('./runtime.js');
@@ -16,19 +17,23 @@ const { engine, host } = require('./runtime.js');
 class SecretFile {
   #watch;
 
-  /** The file at `path`, named `source` in errors and events (the variable or option that named it). */
-  constructor(path, source) {
+  /**
+   * The file at `path`, named `source` in errors and events (the variable or
+   * option that named it); `what` is `secret` or `key` (a private key file).
+   */
+  constructor(path, source, what = 'secret') {
     this.path = path;
     this.source = source;
+    this.what = what;
     if (!host().files) {
-      throw configError(source, 'secret files cannot be read in this runtime (no file system): give the secret itself');
+      throw configError(source, `${what} files cannot be read in this runtime (no file system): give the ${what} itself`);
     }
     this.#watch = engine().createSecretFileWatch();
   }
 
   /** Where a person looks, never what the file holds. */
   #problem(code) {
-    return `cannot read the secret file ${this.path} (${code})`;
+    return `cannot read the ${this.what} file ${this.path} (${code})`;
   }
 
   /** The contents for the configuration; throws a `config` TokenError naming the source and the path. */
@@ -64,8 +69,9 @@ class SecretFile {
     }
     // Read, valid or not: an invalid file is not read again until it changes.
     this.#watch.read(stat.stamp);
-    // A bad file: the engine kept the secrets and queued secret_file_rejected.
-    cache.replaceSecretsFromFile(read.contents, this.source, now);
+    // A bad file: the engine kept the secrets (keys) and queued secret_file_rejected.
+    if (this.what === 'key') cache.replaceKeysFromFile(read.contents, this.source, now);
+    else cache.replaceSecretsFromFile(read.contents, this.source, now);
   }
 }
 

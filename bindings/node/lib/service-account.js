@@ -15,7 +15,7 @@
 // it (invalidate), so the token is served without calling the engine (native
 // or wasm).
 
-const { TokenCache, REDACTED, tokenOf } = require('./token-cache.js');
+const { TokenCache, REDACTED, tokenOf, randomBytes32 } = require('./token-cache.js');
 const { TokenError, configError, INSPECT } = require('./errors.js');
 const { sendTokenRequest } = require('./transport.js');
 const { SecretFile } = require('./secret-file.js');
@@ -151,14 +151,16 @@ function settingsFromOptions(options) {
   }
   const cache = withCallerNames(() => TokenCache._create(JSON.stringify(parts.engine), host.entropy, contents), parts.renamed);
   const ca = host.caFile === undefined ? null : { path: host.caFile, certificates: hostServices().readCaFile(host.caFile, 'caFile') };
-  return { parts, cache, secretFile, ca, insecureHttpFrom: null };
+  return { parts, cache, secretFile, keyFile: null, ca, insecureHttpFrom: null };
 }
 
 /**
  * `fromEnv`'s configuration, through the engine's host contract: `envPlan`
  * (read_env, merge_env with the explicit options winning field by field, every
- * missing variable named at once), then the secret file it names is read, then
- * `createTokenCacheFromEnv` (into_config: errors name the variable, `SCOPE[1]`).
+ * missing variable named at once), then the secret file and the key file
+ * (`CLIENT_PRIVATE_KEY_FILE`) it names are read, then `createTokenCacheFromEnv`
+ * (into_config_with_keys: errors name the variable, `SCOPE[1]`, and never
+ * quote a file).
  */
 function settingsFromEnv(options) {
   const { prefix = '', env = hostServices().defaultEnv(), ...rest } = options ?? {};
@@ -188,13 +190,23 @@ function settingsFromEnv(options) {
     secretFile = new SecretFile(plan.secretFile, plan.secretFileSource);
     contents = secretFile.readAtStart(now);
   }
-  const cache = withCallerNames(() => TokenCache._createFromEnv(request, host.entropy, contents), parts.renamed);
+  let keyFile = null;
+  let keyContents;
+  if (plan.keyFile != null) {
+    // CLIENT_PRIVATE_KEY_FILE: read now, re-read on change by the same rule as the secret file.
+    keyFile = new SecretFile(plan.keyFile, plan.keyFileSource, 'key');
+    keyContents = keyFile.readAtStart(now);
+  }
+  const cache = withCallerNames(
+    () => TokenCache._createFromEnv(request, host.entropy, contents, keyContents),
+    parts.renamed,
+  );
   let ca = null;
   // A CA file from the environment is for the default transport: with a fetch of one's own it is not used.
   if (plan.caFile != null && (host.fetch === undefined || host.caFile !== undefined)) {
     ca = { path: plan.caFile, certificates: hostServices().readCaFile(plan.caFile, plan.caFileSource) };
   }
-  return { parts, cache, secretFile, ca, insecureHttpFrom: plan.sources.allowInsecureHttp ?? null };
+  return { parts, cache, secretFile, keyFile, ca, insecureHttpFrom: plan.sources.allowInsecureHttp ?? null };
 }
 
 /** Lets the process (Node, Bun) or the isolate (Deno) exit while only the refresh timer is left. */
@@ -250,13 +262,16 @@ class ServiceAccount {
   #closed = false;
   #closeController = new AbortController();
   #secretFile = null;
+  /** The key file (`CLIENT_PRIVATE_KEY_FILE`), watched like the secret file, or null. */
+  #keyFile = null;
   #cacheFile = null;
   #description;
   #options;
 
   /**
-   * @param {object} options tokenUrl, clientId, clientSecret (string or [current, previous]),
-   *   authMethod, scope, audience, refreshMarginSeconds, timeoutMs, fetch, onEvent, logger,
+   * @param {object} options tokenUrl or issuer, clientId, clientSecret (string or [current, previous]),
+   *   privateKey (PEM or JWK / JWKS text, or [current, previous]), assertionSigningAlg,
+   *   assertionAudience, authMethod, scope, audience, refreshMarginSeconds, timeoutMs, fetch, onEvent, logger,
    *   clientSecretFile, cachePath, caFile, clock, backgroundRefresh, and any engine option (camelCase).
    */
   constructor(options) {
@@ -273,6 +288,7 @@ class ServiceAccount {
     this.#background = host.backgroundRefresh !== false;
     this.#waitUntil = host.waitUntil ?? null;
     this.#secretFile = settings.secretFile;
+    this.#keyFile = settings.keyFile;
     this.#description = cache.describe();
     if (host.cachePath !== undefined) {
       // The cache file's problems are the engine's `cache_file_problem` events, delivered with the others.
@@ -380,14 +396,35 @@ class ServiceAccount {
     return this.#cache.describe().secretCount;
   }
 
+  /** How many private keys are configured now (after a rotation of the key file, too). */
+  get keyCount() {
+    return this.#cache.describe().keyCount;
+  }
+
+  /**
+   * The token endpoint token requests go to: `tokenUrl`, or the one
+   * discovered from `issuer` (null until the metadata document was read).
+   */
+  get tokenEndpoint() {
+    return this.#cache.describe().tokenEndpoint ?? null;
+  }
+
+  /** The auth method token requests use (with `issuer`, the one chosen with the metadata document). */
+  get authMethod() {
+    return this.#cache.describe().authMethod;
+  }
+
   /** The engine's state: `idle`, `fetching`, `backing_off` or `held`. */
   get state() {
     return this.#cache.state;
   }
 
   toJSON() {
-    const { tokenUrl, clientId, authMethod, scope, audience } = this.#description;
-    return { tokenUrl, clientId, clientSecret: REDACTED, authMethod, scope, audience, state: this.state };
+    const { tokenUrl, issuer, clientId, authMethod, scope, audience, keyCount } = this.#cache.describe();
+    const out = { tokenUrl, clientId, clientSecret: REDACTED, authMethod, scope, audience, state: this.state };
+    if (issuer != null) out.issuer = issuer;
+    if (keyCount > 0) out.privateKey = REDACTED;
+    return out;
   }
 
   [INSPECT](depth, options, insp) {
@@ -409,7 +446,9 @@ class ServiceAccount {
       timeoutMs: d.requestTimeoutMs,
     };
     if (d.issuer != null) out.issuer = d.issuer;
+    if (d.keyCount > 0) out.privateKey = REDACTED;
     if (settings.secretFile) out.clientSecretFile = settings.secretFile.path;
+    if (settings.keyFile) out.privateKeyFile = settings.keyFile.path;
     if (settings.ca) out.caFile = settings.ca.path;
     if (this.#cacheFile) out.cachePath = this.#cacheFile.path;
     return out;
@@ -460,7 +499,11 @@ class ServiceAccount {
   #step() {
     const now = this.#clock();
     this.#secretFile?.check(this.#cache, now);
+    this.#keyFile?.check(this.#cache, now);
     this.#importCacheFile(now);
+    // Fresh CSPRNG bytes before a poll that may send (core's EntropyPool rule): a
+    // fork's assertions never share a `jti`. The cache-hit path never gets here.
+    if (this.#mayNeedEntropy()) this.#cache.addEntropy(randomBytes32());
     const poll = this.#cache.poll(now);
     switch (poll.result) {
       case 'ready':
@@ -492,6 +535,15 @@ class ServiceAccount {
       default:
         throw new Error(`tokenwell bug: unknown poll result ${poll.result}`);
     }
+  }
+
+  /**
+   * Whether a request this poll may send can carry a signed client assertion:
+   * keys, a JWT auth method, or an issuer whose metadata may choose one.
+   */
+  #mayNeedEntropy() {
+    const { keyCount, authMethod, issuer } = this.#cache.describe();
+    return keyCount > 0 || authMethod === 'private_key_jwt' || authMethod === 'client_secret_jwt' || issuer != null;
   }
 
   /** The background timer: poll at the engine's wakeup, send what it asks. */
@@ -531,8 +583,11 @@ class ServiceAccount {
           ? this.#cache.handleResponse(id, outcome.status, outcome.headers, outcome.body, now)
           : this.#cache.handleTransportError(id, outcome.kind, outcome.message, now);
       if (result.result === 'token') this.#adopt(result.token);
-      // The secret may have been rotated under us: the watch looks at the file now.
-      else if (result.error.kind === 'invalid_client') this.#secretFile?.check(this.#cache, now, true);
+      // The secret or key may have been rotated under us: the watches look at the files now.
+      else if (result.error.kind === 'invalid_client') {
+        this.#secretFile?.check(this.#cache, now, true);
+        this.#keyFile?.check(this.#cache, now, true);
+      }
       this.#afterEngineCall();
     })().finally(() => this.#flights.delete(id));
     this.#flights.set(id, flight);
@@ -572,8 +627,9 @@ class ServiceAccount {
     this.#deliverEvents(events);
     if (this.#closed) return;
     const wake = this.#cache.nextWakeup();
-    // The secret file is looked at on the token path at the watch's interval: a hit may not outlive it.
-    this.#deadline = wake === null ? 0 : this.#secretFile === null ? wake : Math.min(wake, this.#secretFile.nextCheck(this.#clock()));
+    // The secret and key files are looked at on the token path at the watch's interval: a hit may not outlive it.
+    const watched = this.#secretFile ?? this.#keyFile;
+    this.#deadline = wake === null ? 0 : watched === null ? wake : Math.min(wake, watched.nextCheck(this.#clock()));
     if (!this.#background || wake === null) {
       clearTimeout(this.#timer);
       this.#timer = null;

@@ -23,6 +23,11 @@ function fetchIdOf(value) {
   return value;
 }
 
+/** 32 bytes from the platform's CSPRNG, for the engine's entropy pool (signed assertions). */
+function randomBytes32() {
+  return globalThis.crypto.getRandomValues(new Uint8Array(32));
+}
+
 /** 64 bits of jitter entropy from the platform's CSPRNG (the engine draws none of its own). */
 function randomEntropy() {
   return globalThis.crypto.getRandomValues(new BigUint64Array(1))[0];
@@ -58,10 +63,15 @@ function redacting(raw, label, redacted) {
   return raw;
 }
 
+/** Form fields that carry a credential: a secret, or a signed client assertion. */
+const CREDENTIAL_FIELDS = ['client_secret=', 'client_assertion='];
+
 /**
- * A request to send. `request.headers` and `request.body` are the exact bytes
- * to put on the wire; JSON and `inspect` show it without its credentials (the
- * Basic header's value, a `client_secret` form field).
+ * A request to send. `request.method`, `request.headers` and `request.body`
+ * are exactly what to put on the wire (`GET` with an empty body, which is not
+ * sent, for issuer discovery); JSON and `inspect` show it without its
+ * credentials (the Basic header's value, a `client_secret` or
+ * `client_assertion` form field).
  */
 function requestOf(raw) {
   return redacting(raw, 'TokenRequest', () => ({
@@ -71,7 +81,10 @@ function requestOf(raw) {
     ),
     body: String(raw.body)
       .split('&')
-      .map((p) => (p.startsWith('client_secret=') ? `client_secret=${REDACTED}` : p))
+      .map((p) => {
+        const field = CREDENTIAL_FIELDS.find((f) => p.startsWith(f));
+        return field === undefined ? p : `${field}${REDACTED}`;
+      })
       .join('&'),
   }));
 }
@@ -159,7 +172,7 @@ class TokenCache {
    * @internal The cache `fromEnv` builds: `request` is `{ prefix, envJson,
    * explicitJson, secretFile, caFile }`, as given to the backend's `envPlan`.
    */
-  static _createFromEnv(request, entropy, secretFileContents) {
+  static _createFromEnv(request, entropy, secretFileContents, keyFileContents) {
     const { prefix, envJson, explicitJson, secretFile, caFile } = request;
     const created = engine().createTokenCacheFromEnv(
       prefix,
@@ -169,8 +182,26 @@ class TokenCache {
       caFile ?? undefined,
       checkEntropy(entropy),
       secretFileContents ?? undefined,
+      keyFileContents ?? undefined,
     );
     return TokenCache._wrap(unwrap(created));
+  }
+
+  /**
+   * Mixes fresh randomness into the engine's entropy pool, which makes the
+   * `jti` of each signed client assertion (`private_key_jwt`,
+   * `client_secret_jwt`). The engine draws none of its own: before every
+   * `poll` that may send, pass at least 16 bytes from the platform's CSPRNG
+   * (`crypto.getRandomValues(new Uint8Array(32))`), so that two processes
+   * forked from one parent never sign the same `jti`. Without `bytes`, 32
+   * such bytes are drawn here.
+   */
+  addEntropy(bytes) {
+    const given = bytes === undefined ? randomBytes32() : bytes;
+    if (!ArrayBuffer.isView(given) && !(given instanceof ArrayBuffer)) {
+      throw new TypeError('bytes must be a Uint8Array, a Buffer or an ArrayBuffer');
+    }
+    this.#native.addEntropy(bodyBytes(given));
   }
 
   /** What the host should do now. */
@@ -241,6 +272,19 @@ class TokenCache {
     if (typeof contents !== 'string') throw new TypeError('contents must be a string');
     if (typeof source !== 'string') throw new TypeError('source must be the name of the variable or option');
     return replacedOf(JSON.parse(this.#native.replaceSecretsFromFile(contents, source, instant('now', now))));
+  }
+
+  /**
+   * Replaces the private keys with a key file's contents (PEM blocks, a JWK
+   * or a JWKS; current first), the engine's one entry point for key files: a
+   * file without a valid key keeps the keys in use, returns the error (which
+   * never quotes the file) and queues one `secret_file_rejected` event naming
+   * `source`.
+   */
+  replaceKeysFromFile(contents, source, now) {
+    if (typeof contents !== 'string') throw new TypeError('contents must be a string');
+    if (typeof source !== 'string') throw new TypeError('source must be the name of the variable or option');
+    return replacedOf(JSON.parse(this.#native.replaceKeysFromFile(contents, source, instant('now', now))));
   }
 
   /**
@@ -315,4 +359,4 @@ function replacedOf(raw) {
   return raw;
 }
 
-module.exports = { TokenCache, REDACTED, TRANSPORT_ERROR_KINDS, tokenOf, randomEntropy };
+module.exports = { TokenCache, REDACTED, TRANSPORT_ERROR_KINDS, tokenOf, randomEntropy, randomBytes32 };

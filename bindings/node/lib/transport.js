@@ -142,20 +142,24 @@ function describe(error) {
 }
 
 /**
- * Sends `request` (from the engine) with `fetchImpl`.
+ * Sends `request` (from the engine) with `fetchImpl`: its method (`POST` for
+ * a token request, `GET` without a body or `Content-Type` for the issuer's
+ * metadata document), headers and body as given.
  * @returns {Promise<{type: 'response', status, headers, body} | {type: 'transport', kind, message}>}
  */
 async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSignal }) {
   const timeout = AbortSignal.timeout(request.timeoutMs);
   const signal = closeSignal ? AbortSignal.any([timeout, closeSignal]) : timeout;
   let stage = 'connect';
+  const bodiless = request.method === 'GET' || request.method === 'HEAD';
   try {
     const response = await untilAborted(
       Promise.resolve().then(() =>
         fetchImpl(request.url, {
           method: request.method,
-          headers: request.headers,
-          body: request.body,
+          headers: bodiless ? request.headers.filter(([n]) => n.toLowerCase() !== 'content-type') : request.headers,
+          // A GET (issuer discovery) carries no body: `fetch` refuses one, even empty.
+          ...(bodiless ? {} : { body: request.body }),
           redirect: 'manual',
           signal,
         }),

@@ -71,9 +71,10 @@ pub fn env_plan(
 }
 
 /// Step two of `fromEnv`: the cache, from the same arguments and the contents
-/// of the secret file step one named; or a `config` error as JSON naming the
+/// of the secret file and the key file step one named; or a `config` error as JSON naming the
 /// variable (`SCOPE[1]`) or the explicit option.
 #[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)] // one per `fromEnv` input, as the JS layer passes them
 pub fn create_token_cache_from_env(
     prefix: String,
     env_json: String,
@@ -82,6 +83,7 @@ pub fn create_token_cache_from_env(
     ca_file: Option<String>,
     entropy: Option<Either<f64, BigInt>>,
     secret_file_contents: Option<String>,
+    key_file_contents: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
     let request = EnvRequest {
@@ -91,7 +93,12 @@ pub fn create_token_cache_from_env(
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
     };
-    Ok(created(tokenwell_js::create_token_cache_from_env(&request, entropy, secret_file_contents.as_deref())))
+    Ok(created(tokenwell_js::create_token_cache_from_env(
+        &request,
+        entropy,
+        secret_file_contents.as_deref(),
+        key_file_contents.as_deref(),
+    )))
 }
 
 /// The engine's 401 rule: whether to send a request once more after a 401
@@ -116,6 +123,13 @@ pub fn error_kinds() -> String {
 
 #[napi]
 impl NativeTokenCache {
+    /// Mixes fresh host randomness (at least 16 bytes from the CSPRNG) into
+    /// the engine's entropy pool, before every `poll` that may send.
+    #[napi(catch_unwind)]
+    pub fn add_entropy(&mut self, bytes: Buffer) {
+        self.inner.add_entropy(&bytes);
+    }
+
     /// `poll(now)`: what the host should do now (JSON).
     #[napi(catch_unwind)]
     pub fn poll(&mut self, now: f64) -> Result<String> {
@@ -165,6 +179,13 @@ impl NativeTokenCache {
     #[napi(catch_unwind)]
     pub fn replace_secrets_from_file(&mut self, contents: String, source: String, now: f64) -> Result<String> {
         self.inner.replace_secrets_from_file(&contents, &source, now).map_err(arg_error)
+    }
+
+    /// The engine's entry point for a key file's contents: a file without a
+    /// valid key keeps the keys and queues `secret_file_rejected` naming `source`.
+    #[napi(catch_unwind)]
+    pub fn replace_keys_from_file(&mut self, contents: String, source: String, now: f64) -> Result<String> {
+        self.inner.replace_keys_from_file(&contents, &source, now).map_err(arg_error)
     }
 
     /// The secret file named by `source` could not be `stat`ed or read

@@ -8,7 +8,8 @@
 //   `refreshMarginSeconds`); the account's configuration, or the `config`
 //   TokenError, is compared. The scenario's file paths are replaced by real
 //   files in a temporary directory (the secret file holding
-//   `secret_file_contents`, a CA file of PEM certificates), in the expectation too.
+//   `secret_file_contents`, the key file holding `key_file_contents`, a CA
+//   file of PEM certificates), in the expectation too.
 // - `secret_file`: through an account watching a real file (replaced with
 //   `contents`, found at the watch's next look a second later), and through
 //   the engine, `TokenCache.replaceSecretsFromFile`, like the Rust runner.
@@ -38,7 +39,7 @@ const scenarios = fs
 const ofKind = (kind) => scenarios.filter((s) => s.kind === kind);
 
 /** Secret values of the scenarios: none may show in an error. */
-const HOST_SECRETS = ['s3cr3t', 'new-secret', 'old-secret'];
+const HOST_SECRETS = ['s3cr3t', 'new-secret', 'old-secret', 'hunter2'];
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tokenwell-host-contract-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -79,7 +80,13 @@ function realFiles(scenario, dir) {
   const prefix = scenario.prefix ?? '';
   const secretPaths = [scenario.env[`${prefix}CLIENT_SECRET_FILE`], scenario.explicit_secret_file].filter(Boolean);
   const caPaths = [scenario.env.TOKENWELL_CA_FILE, scenario.explicit_ca_file].filter(Boolean);
+  const keyPaths = [scenario.env[`${prefix}CLIENT_PRIVATE_KEY_FILE`]].filter(Boolean);
   const paths = {};
+  keyPaths.forEach((p, i) => {
+    const real = path.join(dir, `key-${i}`);
+    if (scenario.key_file_contents != null) fs.writeFileSync(real, scenario.key_file_contents);
+    paths[p] = real;
+  });
   secretPaths.forEach((p, i) => {
     const real = path.join(dir, `secret-${i}`);
     if (scenario.secret_file_contents != null) fs.writeFileSync(real, scenario.secret_file_contents);
@@ -127,6 +134,8 @@ function runEnvCase(scenario) {
         scopes: o.scope,
         audiences: o.audience,
         secret_count: account.secretCount,
+        key_count: account.keyCount,
+        key_file: o.privateKeyFile ?? null,
         secret_file: o.clientSecretFile ?? null,
         ca_file: o.caFile ?? null,
         issuer: o.issuer ?? null,
@@ -153,18 +162,8 @@ test('every host-contract scenario kind is replayed here', () => {
   assert.equal(replayed, scenarios.length, 'a scenario kind is not replayed here');
 });
 
-/**
- * Why a scenario cannot be replayed by this host yet, or null. Key files
- * (`CLIENT_PRIVATE_KEY_FILE`, private_key_jwt) are the engine half of issue
- * 12; the Node host does not read them yet.
- */
-function notYet(scenario) {
-  const needsKeys = 'key_file_contents' in scenario || ['key_count', 'key_file'].some((k) => k in (scenario.expect ?? {}));
-  return needsKeys ? 'key files (CLIENT_PRIVATE_KEY_FILE): the Node half of issue 12 is not written yet' : null;
-}
-
 for (const scenario of ofKind('env')) {
-  test(`host contract, env: ${scenario.name}`, { skip: notYet(scenario) ?? false }, () => {
+  test(`host contract, env: ${scenario.name}`, () => {
     const { actual, expected } = runEnvCase(scenario);
     check(expected, actual, scenario.file);
   });

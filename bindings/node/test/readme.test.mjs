@@ -6,7 +6,7 @@
 // The README's placeholders are mapped to loopback and temporary files:
 // its token URL (http://127.0.0.1:4444/oauth2/token) to the token server,
 // https://your-api to the API, its secret, CA and cache paths to files made
-// here; `tokenUrl`, `clientId` and `clientSecret`, where a block uses them
+// here, its private key file to the conformance suite's test-only P-256 key; `tokenUrl`, `clientId` and `clientSecret`, where a block uses them
 // without declaring them, are given. The environment holds CLIENT_* and
 // BILLING_* variables for the `fromEnv` blocks.
 
@@ -71,6 +71,7 @@ async function runnable(block, index) {
     .replaceAll('https://your-api', apiBase)
     .replaceAll('/etc/ssl/private-ca.pem', path.join(work, 'ca.pem'))
     .replaceAll('/run/secrets/billing/client-secret', path.join(work, 'client-secret'))
+    .replaceAll('/run/secrets/billing/client-key.pem', path.join(here, '../../../tests/conformance/keys/test-only-p256.pkcs8.pem'))
     .replaceAll('/var/cache/billing-cron/token.json', path.join(work, `cache-${index}`, 'token.json'));
   const given = { tokenUrl: tokenServer.url, clientId: 'readme-client', clientSecret: 'readme-secret' };
   for (const [name, value] of Object.entries(given)) {

@@ -87,8 +87,9 @@ pub fn env_plan(
 }
 
 /// Step two of `fromEnv`: the cache from the same arguments and the secret
-/// file's contents, or a `config` error as JSON text naming the variable.
+/// file's and key file's contents, or a `config` error as JSON text naming the variable.
 #[wasm_bindgen(js_name = createTokenCacheFromEnv)]
+#[allow(clippy::too_many_arguments)] // one per `fromEnv` input, as the JS layer passes them
 pub fn create_token_cache_from_env(
     prefix: &str,
     env_json: &str,
@@ -97,6 +98,7 @@ pub fn create_token_cache_from_env(
     ca_file: Option<String>,
     entropy: JsValue,
     secret_file_contents: Option<String>,
+    key_file_contents: Option<String>,
 ) -> Result<JsValue, JsError> {
     let entropy = entropy_bits(&entropy)?;
     let request = EnvRequest {
@@ -106,7 +108,12 @@ pub fn create_token_cache_from_env(
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
     };
-    Ok(created(tokenwell_js::create_token_cache_from_env(&request, entropy, secret_file_contents.as_deref())))
+    Ok(created(tokenwell_js::create_token_cache_from_env(
+        &request,
+        entropy,
+        secret_file_contents.as_deref(),
+        key_file_contents.as_deref(),
+    )))
 }
 
 /// The engine's 401 rule: whether to send a request once more after a 401
@@ -173,6 +180,13 @@ pub fn error_kinds() -> String {
 
 #[wasm_bindgen]
 impl WasmTokenCache {
+    /// Mixes fresh host randomness (at least 16 bytes from the CSPRNG) into
+    /// the engine's entropy pool, before every `poll` that may send.
+    #[wasm_bindgen(js_name = addEntropy)]
+    pub fn add_entropy(&mut self, bytes: &[u8]) {
+        self.inner.add_entropy(bytes);
+    }
+
     /// `poll(now)`: what the host should do now (JSON).
     pub fn poll(&mut self, now: f64) -> Result<String, JsError> {
         self.inner.poll(now).map_err(arg_error)
@@ -225,6 +239,13 @@ impl WasmTokenCache {
     #[wasm_bindgen(js_name = replaceSecretsFromFile)]
     pub fn replace_secrets_from_file(&mut self, contents: &str, source: &str, now: f64) -> Result<String, JsError> {
         self.inner.replace_secrets_from_file(contents, source, now).map_err(arg_error)
+    }
+
+    /// The engine's entry point for a key file's contents: a file without a
+    /// valid key keeps the keys and queues `secret_file_rejected`.
+    #[wasm_bindgen(js_name = replaceKeysFromFile)]
+    pub fn replace_keys_from_file(&mut self, contents: &str, source: &str, now: f64) -> Result<String, JsError> {
+        self.inner.replace_keys_from_file(contents, source, now).map_err(arg_error)
     }
 
     /// The secret file named by `source` could not be `stat`ed or read: one

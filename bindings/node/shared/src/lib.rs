@@ -110,7 +110,8 @@ pub fn create_token_cache(
 /// `merge_env` with the explicit options winning field by field, then the
 /// required-option check, which names every missing variable at once). As
 /// JSON: what the host reads next,
-/// `{"secretFile", "secretFileSource", "caFile", "caFileSource", "sources": {option: variable}}`,
+/// `{"secretFile", "secretFileSource", "keyFile", "keyFileSource", "caFile", "caFileSource",
+/// "sources": {option: variable}}`,
 /// or `{"error": E}`.
 pub fn env_plan(request: &EnvRequest<'_>) -> String {
     match merged_env(request) {
@@ -121,6 +122,8 @@ pub fn env_plan(request: &EnvRequest<'_>) -> String {
             json!({
                 "secretFile": merged.secret_file,
                 "secretFileSource": merged.secret_file_source.as_deref().map(js_field),
+                "keyFile": merged.key_file,
+                "keyFileSource": merged.key_file.as_ref().and(merged.key_file_source.as_deref()).map(js_field),
                 "caFile": merged.ca_file,
                 "caFileSource": merged.ca_file.as_ref().map(|_| ca_source),
                 "sources": sources,
@@ -131,16 +134,18 @@ pub fn env_plan(request: &EnvRequest<'_>) -> String {
     .to_string()
 }
 
-/// Step two of `fromEnv`: the same merge, then `into_config` with the
-/// contents of the secret file [`env_plan`] named (read by the host). `Err`
+/// Step two of `fromEnv`: the same merge, then `into_config_with_keys` with
+/// the contents of the secret file and of the key file (`CLIENT_PRIVATE_KEY_FILE`)
+/// [`env_plan`] named (read by the host). `Err`
 /// is a `config` error as JSON text, naming the variable that supplied the
 /// field (`SCOPE[1]`) or the explicit option (`audience[1]`).
 pub fn create_token_cache_from_env(
     request: &EnvRequest<'_>,
     entropy: u64,
     secret_file_contents: Option<&str>,
+    key_file_contents: Option<&str>,
 ) -> Result<JsonCache, String> {
-    match merged_env(request).and_then(|merged| merged.into_config(secret_file_contents)) {
+    match merged_env(request).and_then(|merged| merged.into_config_with_keys(secret_file_contents, key_file_contents)) {
         Ok(config) => Ok(JsonCache::new(config, entropy)),
         Err(error) => Err(config_error_text(&error)),
     }
@@ -233,6 +238,13 @@ impl JsonCache {
         Self { inner: TokenCache::new(config, entropy) }
     }
 
+    /// Mixes fresh host randomness into the engine's entropy pool (the `jti`
+    /// of signed client assertions): at least 16 bytes from the platform's
+    /// CSPRNG before every `poll` that may send (`TokenCache::add_entropy`).
+    pub fn add_entropy(&mut self, bytes: &[u8]) {
+        self.inner.add_entropy(bytes);
+    }
+
     /// `poll(now)`: what the host should do now.
     pub fn poll(&mut self, now: f64) -> Result<String, ArgError> {
         let now = whole_number("now", now)?;
@@ -309,6 +321,15 @@ impl JsonCache {
         .to_string())
     }
 
+    /// The engine's one entry point for a key file's contents
+    /// (`replace_keys_from_file`): a file without a valid key keeps the
+    /// current keys and queues one `secret_file_rejected` event naming
+    /// `source`; the error never quotes the file.
+    pub fn replace_keys_from_file(&mut self, contents: &str, source: &str, now: f64) -> Result<String, ArgError> {
+        let now = whole_number("now", now)?;
+        Ok(replaced_json(self.inner.replace_keys_from_file(contents, source, now)))
+    }
+
     /// The host could not `stat` or read the secret file named by `source`:
     /// the engine keeps the secrets and queues one `secret_file_rejected` event.
     pub fn report_secret_file_problem(&mut self, source: &str, problem: &str, now: f64) -> Result<(), ArgError> {
@@ -378,7 +399,9 @@ impl JsonCache {
             "tokenUrl": config.token_url(),
             "issuer": config.issuer(),
             "clientId": config.client_id(),
-            "authMethod": config.auth_method().as_str(),
+            "authMethod": self.inner.auth_method().as_str(),
+            "tokenEndpoint": self.inner.token_endpoint(),
+            "keyCount": config.key_count(),
             "scope": config.scopes(),
             "audience": config.audiences(),
             "secretCount": config.secret_count(),
@@ -449,9 +472,9 @@ mod tests {
         assert_eq!(plan["caFile"], "/ca.pem");
         assert_eq!(plan["caFileSource"], "TOKENWELL_CA_FILE");
         assert_eq!(plan["sources"]["clientId"], "B_CLIENT_ID");
-        let refused = create_token_cache_from_env(&request, 0, Some("\n")).err().unwrap();
+        let refused = create_token_cache_from_env(&request, 0, Some("\n"), None).err().unwrap();
         assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["field"], "B_CLIENT_SECRET_FILE");
-        let mut cache = create_token_cache_from_env(&request, 0, Some("new\nold")).ok().unwrap();
+        let mut cache = create_token_cache_from_env(&request, 0, Some("new\nold"), None).ok().unwrap();
         let described: Value = serde_json::from_str(&cache.describe()).unwrap();
         assert_eq!(described["secretCount"], 2);
         let replaced: Value =
@@ -463,6 +486,42 @@ mod tests {
         let missing = EnvRequest { env_json: "{}", ..request };
         let plan: Value = serde_json::from_str(&env_plan(&missing)).unwrap();
         assert_eq!(plan["error"]["field"], "B_CLIENT_ID");
+    }
+
+    #[test]
+    fn the_key_file_goes_to_the_engine_and_entropy_moves_the_jti() {
+        let jwk = r#"{"kty":"EC","kid":"k","alg":"ES256","crv":"P-256","x":"JBl3f8zV42oxeItWdNhm2w8w77DzobV_YB4ojuLq19s","y":"XeY68whjWFK_Y67vG3lenM-zoOiF2ycx4OEWRM2txKM","d":"hPRrz9rOMs19ufKslLQbpPn5xo6PUtRzkL0HCub8yO8"}"#;
+        let env = r#"{"CLIENT_ID":"c","ISSUER_URL":"https://a.example","CLIENT_PRIVATE_KEY_FILE":"/k"}"#;
+        let request = EnvRequest { prefix: "", env_json: env, explicit_json: "{}", secret_file: None, ca_file: None };
+        let plan: Value = serde_json::from_str(&env_plan(&request)).unwrap();
+        assert_eq!(plan["keyFile"], "/k");
+        assert_eq!(plan["keyFileSource"], "CLIENT_PRIVATE_KEY_FILE");
+        let refused = create_token_cache_from_env(&request, 0, None, Some("hunter2")).err().unwrap();
+        assert!(!refused.contains("hunter2"), "{refused}");
+        assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["field"], "CLIENT_PRIVATE_KEY_FILE");
+        let mut cache = create_token_cache_from_env(&request, 0, None, Some(jwk)).ok().unwrap();
+        let described: Value = serde_json::from_str(&cache.describe()).unwrap();
+        assert_eq!(
+            (described["keyCount"].clone(), described["authMethod"].clone()),
+            (json!(1), json!("private_key_jwt"))
+        );
+        assert_eq!(described["tokenEndpoint"], Value::Null);
+        let poll: Value = serde_json::from_str(&cache.poll(0.0).unwrap()).unwrap();
+        assert_eq!(poll["request"]["method"], "GET");
+        let replaced: Value =
+            serde_json::from_str(&cache.replace_keys_from_file("x", "CLIENT_PRIVATE_KEY_FILE", 1.0).unwrap()).unwrap();
+        assert_eq!(replaced["error"]["field"], "CLIENT_PRIVATE_KEY_FILE");
+        let jti = |entropy: Option<&[u8]>| {
+            let options = format!(r#"{{"tokenUrl":"https://a.example/t","clientId":"c","privateKey":{}}}"#, json!(jwk));
+            let mut cache = create_token_cache(&options, 7, None).ok().unwrap();
+            if let Some(bytes) = entropy {
+                cache.add_entropy(bytes);
+            }
+            let poll: Value = serde_json::from_str(&cache.poll(1_700_000_000_000.0).unwrap()).unwrap();
+            poll["request"]["body"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(jti(None), jti(None));
+        assert_ne!(jti(None), jti(Some(&[1])));
     }
 
     #[test]

@@ -273,6 +273,22 @@ mod tests {
     const SECRET: &str = "p@ss: %+&= é/";
 
     #[test]
+    fn base64_followed_by_one_more_base64_character_is_still_decoded() {
+        // A run whose length from the secret's alignment leaves one character
+        // over (4k + 1): that lone character is dropped before decoding, or the
+        // whole run would fail to decode and the secret go unnoticed.
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let secret = "a-long-client-secret-value-0123456789";
+        for extra in ["A", "AAAAA", "AAAAAAAAA"] {
+            let encoded = b64.encode(format!("id:{secret}"));
+            let padded = format!("{encoded}{}", "A".repeat((4 - encoded.len() % 4) % 4));
+            let run = format!("{padded}{extra}");
+            assert_eq!(run.len() % 4, 1, "{run}");
+            assert!(found(&[secret], &format!("echo {run} end")), "not found in a run of {} characters", run.len());
+        }
+    }
+
+    #[test]
     fn raw_and_every_encoding_of_the_secret_are_found() {
         let b64 = base64::engine::general_purpose::STANDARD;
         let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -96,7 +96,7 @@ def _open_checked(path: str, flags: int) -> Tuple[int, os.stat_result]:
 
 class CacheFile:
     """One snapshot file and its lock. Problems are reported through
-    ``report(event_type, **fields)``, each one once until it changes."""
+    ``report(problem, **fields)`` (the engine's cache-file problem names), each one once until it changes."""
 
     def __init__(self, path: "os.PathLike[str] | str", report: Report) -> None:
         self.path = os.path.abspath(os.fspath(path))
@@ -118,7 +118,7 @@ class CacheFile:
 
     def read_if_changed(self) -> Optional[str]:
         """The file's text if it changed since the last read or write, else
-        ``None``. A file that may not be used is reported (``cache_ignored`` with
+        ``None``. A file that may not be used is reported (problem ``ignored`` with
         a ``reason``) and read as ``None``."""
         try:
             fd, st = _open_checked(self.path, os.O_RDONLY)
@@ -128,7 +128,7 @@ class CacheFile:
             return None
         except _Refused as refused:
             self._seen = None
-            self._problem("read", "cache_ignored", **refused.fields())
+            self._problem("read", "ignored", **refused.fields())
             return None
         try:
             signature = _signature(st)
@@ -138,7 +138,7 @@ class CacheFile:
             if st.st_mode & 0o022:
                 # Another user could have planted a token for us to send: ignore it
                 # (the next snapshot replaces the file).
-                self._problem("read", "cache_ignored", reason="insecure_permissions", mode=oct(stat.S_IMODE(st.st_mode)))
+                self._problem("read", "ignored", reason="insecure_permissions", mode=oct(stat.S_IMODE(st.st_mode)))
                 return None
             if st.st_mode & 0o077:
                 # Readable by others: ours, and only we could write it, so keep
@@ -146,16 +146,16 @@ class CacheFile:
                 try:
                     os.fchmod(fd, 0o600)
                 except OSError as error:
-                    self._problem("read", "cache_ignored", reason="insecure_permissions", error=_error_name(error))
+                    self._problem("read", "ignored", reason="insecure_permissions", error=_error_name(error))
                     return None
-                self._report("cache_permissions_tightened", path=self.path, mode=oct(stat.S_IMODE(st.st_mode)))
+                self._report("permissions_tightened", path=self.path, mode=oct(stat.S_IMODE(st.st_mode)))
             if st.st_size > MAX_SNAPSHOT_BYTES:
-                self._problem("read", "cache_ignored", reason="too_large")
+                self._problem("read", "ignored", reason="too_large")
                 return None
             try:
                 data = _read_all(fd, MAX_SNAPSHOT_BYTES + 1)
             except OSError as error:
-                self._problem("read", "cache_ignored", reason="unreadable", error=_error_name(error))
+                self._problem("read", "ignored", reason="unreadable", error=_error_name(error))
                 return None
         finally:
             os.close(fd)
@@ -163,19 +163,19 @@ class CacheFile:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            self._report("cache_ignored", path=self.path, reason="not_utf8")
+            self._report("ignored", path=self.path, reason="not_utf8")
             return None
 
     def write(self, text: str) -> bool:
         """Atomically replaces the file with ``text`` (mode 0600). A rename never
         follows a symlink or opens what it replaces. False (and a
-        ``cache_write_failed`` event) if it could not be written."""
+        problem ``write_failed``) if it could not be written."""
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tokenwell-", suffix=".tmp")  # 0600, O_EXCL
         except OSError as error:
-            self._report("cache_write_failed", path=self.path, error=_error_name(error))
+            self._report("write_failed", path=self.path, error=_error_name(error))
             return False
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -188,7 +188,7 @@ class CacheFile:
                 os.unlink(temporary)
             except OSError:
                 pass
-            self._report("cache_write_failed", path=self.path, error=_error_name(error))
+            self._report("write_failed", path=self.path, error=_error_name(error))
             return False
         try:
             self._seen = _signature(os.lstat(self.path))
@@ -214,8 +214,8 @@ class CacheFile:
         """Takes the lock, waiting at most ``timeout`` seconds (0: only if free
         now; the GIL is released while waiting). Returns ``HELD`` (release it
         with ``unlock``), ``BUSY`` (another holder kept it past the timeout; a
-        ``cache_lock_timeout`` event when ``timeout`` > 0) or ``UNUSABLE`` (the
-        lock file may not be used; reported as ``cache_lock_failed``). Either
+        problem ``lock_timeout`` when ``timeout`` > 0) or ``UNUSABLE`` (the
+        lock file may not be used; reported as ``lock_failed``). Either
         way but ``HELD``, go on without it."""
         deadline = time.monotonic() + max(timeout, 0.0)
         if not self._thread_lock.acquire(timeout=max(timeout, 0.0)):
@@ -233,7 +233,7 @@ class CacheFile:
 
     def _busy(self, timeout: float) -> str:
         if timeout > 0:
-            self._report("cache_lock_timeout", path=self.path)
+            self._report("lock_timeout", path=self.path)
         return BUSY
 
     def unlock(self) -> None:
@@ -252,17 +252,17 @@ class CacheFile:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             fd, st = _open_checked(self.lock_path, os.O_RDWR | os.O_CREAT)
         except OSError as error:
-            self._problem("lock", "cache_lock_failed", reason="unusable", error=_error_name(error))
+            self._problem("lock", "lock_failed", reason="unusable", error=_error_name(error))
             return UNUSABLE
         except _Refused as refused:
-            self._problem("lock", "cache_lock_failed", **refused.fields())
+            self._problem("lock", "lock_failed", **refused.fields())
             return UNUSABLE
         if st.st_mode & 0o077:
             try:
                 os.fchmod(fd, 0o600)  # ours (checked): nobody else needs it
             except OSError as error:
                 os.close(fd)
-                self._problem("lock", "cache_lock_failed", reason="insecure_permissions", error=_error_name(error))
+                self._problem("lock", "lock_failed", reason="insecure_permissions", error=_error_name(error))
                 return UNUSABLE
         self._last_problem.pop("lock", None)
         # flock has no timed wait: try without blocking, then back off briefly,
@@ -277,7 +277,7 @@ class CacheFile:
                 pass
             except OSError as error:
                 os.close(fd)
-                self._problem("lock", "cache_lock_failed", reason="unusable", error=_error_name(error))
+                self._problem("lock", "lock_failed", reason="unusable", error=_error_name(error))
                 return UNUSABLE
             except BaseException:
                 os.close(fd)

@@ -331,7 +331,7 @@ class EngineHost:
         try:
             self._cache.import_snapshot(text, self._now_ms())
         except SnapshotError as refused:
-            self._host_event("cache_ignored", path=self._cache_file.path, reason=refused.reason)
+            self._host_event("ignored", path=self._cache_file.path, reason=refused.reason)
 
     def _save(self, snapshot: Optional[str]) -> None:
         if snapshot is not None and self._cache_file is not None:
@@ -350,12 +350,12 @@ class EngineHost:
         if events:
             self._outbox.extend(events)
 
-    def _host_event(self, kind: str, **fields: Any) -> None:
-        """A problem with the cache file, ``cache_<problem>`` with its path and
-        non-secret fields (from any thread, with or without ``self._cond``):
-        the engine words it as a ``cache_file_problem`` event (``problem``,
-        ``path``, ``detail``: the reason, error name or mode, joined by ``: ``)."""
-        problem = kind[len("cache_") :] if kind.startswith("cache_") else kind
+    def _host_event(self, problem: str, **fields: Any) -> None:
+        """A problem with the cache file (the engine's name: ``ignored``,
+        ``write_failed``, ...) with its path and non-secret fields (from any
+        thread, with or without ``self._cond``): the engine words it as a
+        ``cache_file_problem`` event (``problem``, ``path``, ``detail``: the
+        reason, error name or mode, joined by ``: ``)."""
         path = str(fields.pop("path"))
         detail = ": ".join(str(fields[k]) for k in ("reason", "error", "mode") if fields.get(k) is not None)
         self._file_problems.append((path, problem, detail))

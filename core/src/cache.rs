@@ -1021,19 +1021,22 @@ impl TokenCache {
                     // The server may have moved its token endpoint: read the document again, once.
                     discovery.stale = true;
                     discovery.refetched_after_404 = true;
-                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
                     if self.token.is_none() {
                         self.pending_reason.get_or_insert(flight.reason);
                     }
-                    return self.retry_now(error, now);
+                    let error = self.retry_now(error, now);
+                    // The event says what the engine does with it: retried at once.
+                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
+                    return error;
                 }
                 self.fail(flight, error, now)
             }
             Purpose::Discovery { candidate, .. } => {
                 if candidate == 0 && is_absent(error.status) {
                     // No RFC 8414 document: the OpenID Connect one is asked for at once.
+                    // Normal for OpenID providers (Hydra, Keycloak), so no
+                    // refresh_failed: the next discovery_started names the other URL.
                     discovery.candidate = 1;
-                    self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
                     return self.retry_now(error, now);
                 }
                 if error.retryable && discovery.document.is_some() && !discovery.stale {
@@ -1041,9 +1044,10 @@ impl TokenCache {
                     let retry_at = now.saturating_add(self.config.policy.backoff_max_ms);
                     discovery.refresh_at = retry_at;
                     discovery.candidate = 0;
+                    let error = self.retry_now(error, now);
                     self.emit(now, EventKind::RefreshFailed { fetch_id: flight.id, error: error.clone() });
                     self.emit(now, EventKind::DiscoveryKeptCached { fetch_id: flight.id, retry_at });
-                    return self.retry_now(error, now);
+                    return error;
                 }
                 if !error.retryable {
                     // Refused for good: the next attempt starts over, and an old document is not trusted.

@@ -1701,9 +1701,12 @@ scenario("discovery-rfc8414-document", "issuer without token_url: the first requ
 scenario("discovery-404-then-openid-configuration", "No RFC 8414 document (404): the OpenID Connect one is asked "
          "for at once, without backoff.", ["discovery"], disc_config(), [
              poll(T, result="send", request=get(1, AS_META)),
+             events({"type": "discovery_started", "fetch_id": 1, "url": AS_META, "cause": "initial"}),
              {**respond(T + 10, 1, 404, "not found", hdrs=[["Content-Type", "text/plain"]]),
               "expect": err("discovery_failed", status=404, retryable=True, retry_at=T + 10)},
+             events(),  # an absent RFC 8414 document is normal (Hydra, Keycloak): no refresh_failed warning
              poll(T + 11, result="send", request=get(2, OIDC_META)),
+             events({"type": "discovery_started", "fetch_id": 2, "url": OIDC_META, "cause": "initial"}),
              *discovered(T + 20, 2, metadata()),
              poll(T + 21, result="send", request=secret_post(3)),
          ])
@@ -1808,8 +1811,11 @@ scenario("discovery-refetched-after-token-endpoint-404", "The discovered token e
              poll(T, result="send"),
              *discovered(T + 10, 1, metadata()),
              poll(T + 11, result="send", request=secret_post(2)),
-             {**respond(T + 20, 2, 404, ""), "expect": err("endpoint_not_found", retryable=True, retry_at=T + 20)},
              drain(),
+             {**respond(T + 20, 2, 404, ""), "expect": err("endpoint_not_found", retryable=True, retry_at=T + 20)},
+             # the event says what the engine does: retried at once
+             events({"type": "refresh_failed", "fetch_id": 2,
+                     "error": {"kind": "endpoint_not_found", "retryable": True, "retry_at": T + 20}}),
              poll(T + 21, result="send", request=get(3, AS_META)),
              events({"type": "discovery_started", "fetch_id": 3, "cause": "endpoint_not_found"}),
              *discovered(T + 30, 3, metadata(token_endpoint=TOKEN_V2)),
@@ -1856,7 +1862,8 @@ scenario("discovery-refresh-outage-keeps-the-document", "A periodic refresh of t
              drain(),
              {**respond(tt["refresh_at"] + 10, 3, 503, ""),
               "expect": err("server_error", retryable=True, retry_at=tt["refresh_at"] + 10)},
-             events({"type": "refresh_failed", "fetch_id": 3},
+             events({"type": "refresh_failed", "fetch_id": 3,
+                     "error": {"kind": "server_error", "retryable": True, "retry_at": tt["refresh_at"] + 10}},
                     {"type": "discovery_kept_cached", "fetch_id": 3, "retry_at": tt["refresh_at"] + 10 + 60_000}),
              poll(tt["refresh_at"] + 11, result="ready_and_send", request=secret_post(4)),
          ])

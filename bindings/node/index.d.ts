@@ -123,6 +123,10 @@ export interface TokenEvent {
     | 'outage_grace_served'
     | 'secret_file_rejected'
     | 'cache_file_problem'
+    | 'discovery_started'
+    | 'discovery_completed'
+    | 'discovery_kept_cached'
+    | 'keys_replaced'
     | (string & {});
   fetchId?: number;
   reason?: 'initial' | 'ahead' | 'expired' | 'invalidated';
@@ -142,6 +146,16 @@ export interface TokenEvent {
   problem?: string;
   /** `cache_file_problem`: the cache file (or its `.lock` file). */
   path?: string;
+  /** `discovery_started`: the metadata URL asked for. */
+  url?: string;
+  /** `discovery_started`: why (`initial`, `interval`, `endpoint_not_found`). */
+  cause?: 'initial' | 'interval' | 'endpoint_not_found';
+  /** `discovery_completed`: the token endpoint the metadata document names. */
+  tokenEndpoint?: string;
+  /** `discovery_completed`: the auth method chosen with it. */
+  authMethod?: AuthMethod;
+  /** `keys_replaced`: how many private keys are configured now. */
+  count?: number;
   /**
    * `cache_file_problem`: the non-secret detail, the reason, the error code
    * and/or the mode joined by ": " (`"symlink"`, `"unusable: EACCES"`,

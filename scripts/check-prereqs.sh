@@ -45,6 +45,7 @@ need jq "jq (apt-get install jq)"
 need curl "curl (apt-get install curl)"
 need flock "flock (apt-get install util-linux)"
 need timeout "timeout (apt-get install coreutils)"
+need openssl "openssl (apt-get install openssl): the demo and the test servers make signing keys with it"
 
 if ((${#missing[@]})); then
   {

@@ -53,4 +53,24 @@ make --no-print-directory -s -C examples/wasi-compose run
 say "4. A Rust service with the blocking driver: eight threads, one token request"
 cargo run -q -p tokenwell-example-rust-service
 
+say "5. The same billing worker with a signed key instead of a secret (private_key_jwt), configured by issuer only"
+echo "An ES256 key pair, made here; Hydra gets only its public JWK (kid = RFC 7638 thumbprint):"
+echo "\$ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out billing-key.pem"
+(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/billing-key.pem" 2>/dev/null)
+node tests/integration/servers/jwk-of.mjs "$work/billing-key.pem" ES256 "$work/billing-key.jwk.json" >"$work/billing-key.json"
+jq -n --arg scope "billing:read billing:write" --arg aud "$audience" --argjson jwk "$(jq -c .public_jwk "$work/billing-key.json")" '{
+  client_name: "Billing Worker (signed key)", grant_types: ["client_credentials"],
+  token_endpoint_auth_method: "private_key_jwt", token_endpoint_auth_signing_alg: "ES256",
+  jwks: {keys: [$jwk]}, scope: $scope, audience: [$aud]}' >"$work/signed-client.json"
+echo "\$ hydra create client --file signed-client.json   (token_endpoint_auth_method private_key_jwt, jwks: the public key)"
+"$HYDRA_BIN" create client --endpoint "$HYDRA_ADMIN_URL" --file "$work/signed-client.json" --format json >"$work/signed.json"
+echo "client_id: $(jq -r .client_id "$work/signed.json")  kid: $(jq -r .kid "$work/billing-key.json")"
+echo "The worker gets ISSUER_URL=$HYDRA_PUBLIC_URL and CLIENT_PRIVATE_KEY_FILE, no secret and no token URL:"
+(
+  unset CLIENT_SECRET TOKEN_URL
+  CLIENT_ID=$(jq -r .client_id "$work/signed.json") ISSUER_URL=$HYDRA_PUBLIC_URL \
+    CLIENT_PRIVATE_KEY_FILE=$work/billing-key.pem WORKER_ITERATIONS=2 WORKER_INTERVAL_MS=500 \
+    node examples/node-worker/dist/worker.js
+)
+
 say "Done. Every token came from the same engine; stopping Hydra and the other servers."

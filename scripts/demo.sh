@@ -38,4 +38,4 @@ echo "Rust service example: built  [$((SECONDS - step)) s]"
 say "Starting Ory Hydra (in-memory database) and a second server, oidc-provider, on 127.0.0.1"
 rm -f "$build_log"
 trap - EXIT
-TOKENWELL_BULK_CLIENTS=0 exec tests/integration/servers/with-servers.sh bash scripts/demo-steps.sh
+TOKENWELL_BULK_CLIENTS=0 TOKENWELL_KEYCLOAK=0 exec tests/integration/servers/with-servers.sh bash scripts/demo-steps.sh

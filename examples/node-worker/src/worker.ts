@@ -2,7 +2,8 @@
 // service-account token from tokenwell.
 //
 // - Configuration from the environment (ServiceAccount.fromEnv): CLIENT_ID,
-//   CLIENT_SECRET or CLIENT_SECRET_FILE, TOKEN_URL or HYDRA_URL, SCOPE, AUDIENCE.
+//   CLIENT_SECRET, CLIENT_SECRET_FILE or CLIENT_PRIVATE_KEY_FILE (private_key_jwt),
+//   TOKEN_URL, or ISSUER_URL to discover it (HYDRA_URL: Hydra's /oauth2/token), SCOPE, AUDIENCE.
 // - API_URL: the billing API to call (GET, with Authorization: Bearer). Without
 //   it the worker only checks that it can get a token.
 // - Fails closed: when no token can be had it does not call the API; it logs
@@ -43,6 +44,10 @@ function onEvent(event: TokenEvent): void {
     case 'refresh_failed':
       log(`token refresh failed: ${event.error?.kind}: ${event.error?.description ?? ''}`);
       break;
+    case 'discovery_completed':
+      log(`discovered the token endpoint ${event.tokenEndpoint} (auth ${event.authMethod})`);
+      break;
+    case 'keys_replaced':
     case 'secret_fallback':
     case 'secrets_replaced':
     case 'secret_file_rejected':
@@ -114,7 +119,8 @@ async function main(): Promise<number> {
     }
     throw error;
   }
-  log(`starting as ${account.options.clientId} against ${account.options.tokenUrl} (engine: ${engineBackend()})`);
+  const where = account.options.issuer ? `issuer ${account.options.issuer}` : account.options.tokenUrl;
+  log(`starting as ${account.options.clientId} against ${where}, auth ${account.options.authMethod} (engine: ${engineBackend()})`);
 
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

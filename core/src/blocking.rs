@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::{
-    ClientSecret, Config, ConfigError, Event, PollResult, Token, TokenCache, TokenError, TokenRequest,
+    AuthMethod, ClientSecret, Config, ConfigError, Event, PollResult, Token, TokenCache, TokenError, TokenRequest,
     TransportErrorKind,
 };
 
@@ -558,5 +558,17 @@ impl ServiceAccount {
         let changed = cache.replace_secrets(secrets, now_ms());
         self.shared.drain_events(&mut cache);
         changed
+    }
+
+    /// Where token requests go: `token_url`, or the endpoint discovered from
+    /// `issuer` (`None` until the metadata document was read).
+    pub fn token_endpoint(&self) -> Option<String> {
+        self.shared.lock().token_endpoint().map(str::to_owned)
+    }
+
+    /// The auth method token requests use (with `issuer`, the one chosen with
+    /// the metadata document).
+    pub fn auth_method(&self) -> AuthMethod {
+        self.shared.lock().auth_method()
     }
 }

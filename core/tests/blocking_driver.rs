@@ -245,3 +245,28 @@ fn a_kubernetes_style_symlink_swap_of_the_secret_file_is_picked_up() {
     assert!(count.load(Ordering::SeqCst) >= 1);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_discovered_endpoint_and_auth_method_are_visible() {
+    // A scripted server: the RFC 8414 document is absent (404), the OpenID
+    // Connect one names this server's token endpoint and post auth.
+    let (token_url, count, script) = scripted_server(vec![(404, "")]);
+    let issuer = token_url.trim_end_matches("/oauth2/token").to_owned();
+    let document = serde_json::json!({
+        "issuer": issuer, "token_endpoint": token_url,
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+    })
+    .to_string();
+    *script.lock().unwrap() = vec![(404, String::new()), (200, document), (200, r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#.to_owned())];
+    let config = Config::from_json(
+        &serde_json::json!({"issuer": issuer, "client_id": "driver-test", "client_secret": "s3cr3t"}).to_string(),
+    )
+    .unwrap();
+    let account = ServiceAccount::new(config);
+    assert_eq!(account.token_endpoint(), None);
+    assert_eq!(account.auth_method(), tokenwell::AuthMethod::ClientSecretBasic);
+    assert_eq!(account.get_token().unwrap(), "tok-1");
+    assert_eq!(account.token_endpoint().as_deref(), Some(token_url.as_str()));
+    assert_eq!(account.auth_method(), tokenwell::AuthMethod::ClientSecretPost);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}

@@ -257,7 +257,11 @@ fn the_discovered_endpoint_and_auth_method_are_visible() {
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
     })
     .to_string();
-    *script.lock().unwrap() = vec![(404, String::new()), (200, document), (200, r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#.to_owned())];
+    *script.lock().unwrap() = vec![
+        (404, String::new()),
+        (200, document),
+        (200, r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#.to_owned()),
+    ];
     let config = Config::from_json(
         &serde_json::json!({"issuer": issuer, "client_id": "driver-test", "client_secret": "s3cr3t"}).to_string(),
     )

@@ -29,6 +29,10 @@ test-core: setup
 	python3 tests/conformance/generate.py --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo test -p tokenwell --all-features
+	# Without the `asymmetric` feature (the npm package's default wasm engine): lints, and
+	# the test that a private key is a configuration error there (one test file: quick).
+	cargo clippy -p tokenwell --no-default-features --lib --test without_asymmetric -- -D warnings
+	cargo test -p tokenwell --no-default-features --test without_asymmetric
 	RUSTDOCFLAGS="-D warnings" cargo doc -p tokenwell --all-features --no-deps
 	cargo run -q -p tokenwell-example-rust-service
 

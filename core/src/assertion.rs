@@ -28,13 +28,18 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+#[cfg(feature = "asymmetric")]
 use rsa::{Pkcs1v15Sign, Pss};
 use serde::Serialize;
-use sha2::{Digest, Sha256, Sha384, Sha512};
+#[cfg(feature = "asymmetric")]
+use sha2::Digest;
+use sha2::{Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
 use crate::entropy::EntropyPool;
-use crate::keys::{KeyMaterial, PrivateKey, SigningAlg};
+#[cfg(feature = "asymmetric")]
+use crate::keys::KeyMaterial;
+use crate::keys::{PrivateKey, SigningAlg};
 use crate::secret::ClientSecret;
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
@@ -109,9 +114,15 @@ pub fn sign_assertion(
     let mut input = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
     input.push('.');
     input.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default()));
+    // Drawn for every signature, so that the pool's sequence is the same in every build.
+    #[cfg_attr(not(feature = "asymmetric"), allow(unused_mut, unused_variables))]
     let mut rng = pool.child();
     let signature = match key {
+        #[cfg(feature = "asymmetric")]
         AssertionKey::Private(private) => sign_with_key(private, alg, input.as_bytes(), &mut rng)?,
+        // Without the `asymmetric` feature no private key exists.
+        #[cfg(not(feature = "asymmetric"))]
+        AssertionKey::Private(private) => match private.material {},
         AssertionKey::Secret(secret, alg) => hmac_sign(secret.expose().as_bytes(), alg, input.as_bytes())?,
     };
     input.push('.');
@@ -119,6 +130,7 @@ pub fn sign_assertion(
     Ok(input)
 }
 
+#[cfg(feature = "asymmetric")]
 fn sign_with_key(key: &PrivateKey, alg: SigningAlg, input: &[u8], rng: &mut EntropyPool) -> Result<Vec<u8>, String> {
     use p256::ecdsa::signature::Signer;
     let failed = |_| format!("{alg} signing failed");
@@ -172,7 +184,7 @@ fn mac<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "asymmetric"))]
 mod tests {
     use super::*;
     use crate::keys::parse_private_keys;

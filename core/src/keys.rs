@@ -13,16 +13,26 @@
 //! for P-256, `ES384` for P-384); and its `kid` from the JWK's `kid`, else the
 //! RFC 7638 thumbprint of its public key (what `hydra` and most JWKS tools
 //! use). No error names anything from the key text but its position.
+//!
+//! RSA and EC keys need the `asymmetric` cargo feature (on by default). Without
+//! it no key parses: every key text is refused with a configuration error that
+//! says how to get a build that signs, and [`PrivateKey`] has no values.
 
 use std::fmt;
 
+#[cfg(feature = "asymmetric")]
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(feature = "asymmetric")]
 use base64::Engine as _;
+#[cfg(feature = "asymmetric")]
 use rsa::traits::PublicKeyParts;
+#[cfg(feature = "asymmetric")]
 use rsa::{BigUint, RsaPrivateKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+#[cfg(feature = "asymmetric")]
 use sha2::{Digest, Sha256};
+#[cfg(feature = "asymmetric")]
 use zeroize::Zeroizing;
 
 use crate::error::ConfigError;
@@ -97,6 +107,7 @@ impl SigningAlg {
         matches!(self, SigningAlg::HS256 | SigningAlg::HS384 | SigningAlg::HS512)
     }
 
+    #[cfg(feature = "asymmetric")]
     fn fits(self, material: &KeyMaterial) -> bool {
         match material {
             KeyMaterial::Rsa(_) => matches!(
@@ -120,12 +131,24 @@ impl fmt::Display for SigningAlg {
     }
 }
 
+/// What the engine says of a private key when it is built without the
+/// `asymmetric` feature (the npm package's default wasm engine is).
+#[cfg(not(feature = "asymmetric"))]
+const NO_ASYMMETRIC_SIGNING: &str = "needs RS/PS/ES signing (private_key_jwt), which this build of tokenwell \
+     leaves out: npm: import from \"tokenwell/signed\"; Rust: enable the `asymmetric` feature";
+
+/// A key's material; without the `asymmetric` feature an empty enum, so no
+/// [`PrivateKey`] can exist and every use of one is statically unreachable.
 pub(crate) enum KeyMaterial {
+    #[cfg(feature = "asymmetric")]
     Rsa(Box<RsaPrivateKey>),
+    #[cfg(feature = "asymmetric")]
     P256(p256::ecdsa::SigningKey),
+    #[cfg(feature = "asymmetric")]
     P384(p384::ecdsa::SigningKey),
 }
 
+#[cfg(feature = "asymmetric")]
 impl KeyMaterial {
     fn default_alg(&self) -> SigningAlg {
         match self {
@@ -180,6 +203,7 @@ pub struct PrivateKey {
     kid: String,
 }
 
+#[cfg(feature = "asymmetric")]
 impl Clone for PrivateKey {
     fn clone(&self) -> Self {
         let material = match &self.material {
@@ -191,13 +215,23 @@ impl Clone for PrivateKey {
     }
 }
 
+#[cfg(not(feature = "asymmetric"))]
+impl Clone for PrivateKey {
+    fn clone(&self) -> Self {
+        match self.material {}
+    }
+}
+
 /// Keys are equal when they are the same key for the same algorithm and `kid`:
 /// how `replace_keys` tells whether a key file changed.
 impl PartialEq for PrivateKey {
     fn eq(&self, other: &Self) -> bool {
         let same = match (&self.material, &other.material) {
+            #[cfg(feature = "asymmetric")]
             (KeyMaterial::Rsa(a), KeyMaterial::Rsa(b)) => a == b,
+            #[cfg(feature = "asymmetric")]
             (KeyMaterial::P256(a), KeyMaterial::P256(b)) => a == b,
+            #[cfg(feature = "asymmetric")]
             (KeyMaterial::P384(a), KeyMaterial::P384(b)) => a == b,
             _ => false,
         };
@@ -226,6 +260,14 @@ impl PrivateKey {
 
     /// The public half as a JWK (`kty`, `kid`, `alg`, `use: "sig"` and the
     /// public parameters), for registering the client with the server.
+    #[cfg(not(feature = "asymmetric"))]
+    pub fn public_jwk(&self) -> Value {
+        match self.material {}
+    }
+
+    /// The public half as a JWK (`kty`, `kid`, `alg`, `use: "sig"` and the
+    /// public parameters), for registering the client with the server.
+    #[cfg(feature = "asymmetric")]
     pub fn public_jwk(&self) -> Value {
         let b64 = |bytes: &[u8]| Value::String(URL_SAFE_NO_PAD.encode(bytes));
         let mut jwk = serde_json::Map::new();
@@ -250,6 +292,7 @@ impl PrivateKey {
         Value::Object(jwk)
     }
 
+    #[cfg(feature = "asymmetric")]
     fn new(material: KeyMaterial, alg: Option<SigningAlg>, kid: Option<String>) -> Result<Self, String> {
         let alg = alg.unwrap_or_else(|| material.default_alg());
         if !alg.fits(&material) {
@@ -273,19 +316,31 @@ pub fn parse_private_keys(text: &str, default_alg: Option<SigningAlg>) -> Result
     if trimmed.is_empty() {
         return Err("holds no key".to_owned());
     }
-    let keys = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        parse_jwk_text(trimmed, default_alg)?
-    } else if trimmed.contains("-----BEGIN ") {
-        parse_pem_blocks(trimmed, default_alg)?
-    } else {
-        return Err("is neither PEM (-----BEGIN ...) nor a JWK / JWKS (JSON)".to_owned());
-    };
+    let keys = parse_key_text(trimmed, default_alg)?;
     if keys.is_empty() {
         return Err("holds no key".to_owned());
     }
     Ok(keys)
 }
 
+#[cfg(feature = "asymmetric")]
+fn parse_key_text(trimmed: &str, default_alg: Option<SigningAlg>) -> Result<Vec<PrivateKey>, String> {
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        parse_jwk_text(trimmed, default_alg)
+    } else if trimmed.contains("-----BEGIN ") {
+        parse_pem_blocks(trimmed, default_alg)
+    } else {
+        Err("is neither PEM (-----BEGIN ...) nor a JWK / JWKS (JSON)".to_owned())
+    }
+}
+
+/// Without the `asymmetric` feature every key text is refused, unread.
+#[cfg(not(feature = "asymmetric"))]
+fn parse_key_text(_: &str, _: Option<SigningAlg>) -> Result<Vec<PrivateKey>, String> {
+    Err(NO_ASYMMETRIC_SIGNING.to_owned())
+}
+
+#[cfg(feature = "asymmetric")]
 fn parse_pem_blocks(text: &str, default_alg: Option<SigningAlg>) -> Result<Vec<PrivateKey>, String> {
     let mut keys = Vec::new();
     let mut rest = text;
@@ -318,6 +373,7 @@ fn parse_pem_blocks(text: &str, default_alg: Option<SigningAlg>) -> Result<Vec<P
     Ok(keys)
 }
 
+#[cfg(feature = "asymmetric")]
 fn pkcs8_material(pem: &str) -> Result<KeyMaterial, String> {
     use pkcs8_decode::DecodePrivateKey;
     if let Ok(key) = RsaPrivateKey::from_pkcs8_pem(pem) {
@@ -331,10 +387,12 @@ fn pkcs8_material(pem: &str) -> Result<KeyMaterial, String> {
         .map_err(|_| "not a valid PKCS#8 RSA, P-256 or P-384 private key".to_owned())
 }
 
+#[cfg(feature = "asymmetric")]
 mod pkcs8_decode {
     pub(super) use rsa::pkcs8::DecodePrivateKey;
 }
 
+#[cfg(feature = "asymmetric")]
 fn parse_jwk_text(text: &str, default_alg: Option<SigningAlg>) -> Result<Vec<PrivateKey>, String> {
     let value: Zeroizing<String> = Zeroizing::new(text.to_owned());
     let json: Value = serde_json::from_str(&value).map_err(|_| "is not valid JSON".to_owned())?;
@@ -357,6 +415,7 @@ fn parse_jwk_text(text: &str, default_alg: Option<SigningAlg>) -> Result<Vec<Pri
 }
 
 /// Overwrites the private parameters of a parsed JWK document before it is dropped.
+#[cfg(feature = "asymmetric")]
 fn json_zeroized(mut json: Value) -> Value {
     fn scrub(v: &mut Value) {
         match v {
@@ -370,6 +429,7 @@ fn json_zeroized(mut json: Value) -> Value {
     json
 }
 
+#[cfg(feature = "asymmetric")]
 fn parse_jwk(jwk: &Value, default_alg: Option<SigningAlg>) -> Result<PrivateKey, String> {
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     let Some(object) = jwk.as_object() else { return Err("is not a JSON object".to_owned()) };
@@ -435,7 +495,7 @@ pub fn parse_key_file(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "asymmetric"))]
 mod tests {
     use super::*;
 

@@ -1,7 +1,8 @@
 'use strict';
 // Chooses the engine backend in Node and Bun.
 //
-//   TOKENWELL_BACKEND=wasm    the wasm-bindgen build (wasm/), always
+//   TOKENWELL_BACKEND=wasm    the wasm-bindgen build (wasm/), always: the default
+//                             engine, or the signed one for `tokenwell/signed`
 //   TOKENWELL_BACKEND=native  the native module, or an error saying why none loads
 //   unset (or auto)           the native module if one loads, else wasm
 //
@@ -15,7 +16,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { platformTarget, nativeFileName } = require('./platform.js');
-const { createWasmBackend } = require('./wasm-backend.js');
+const { createWasmBackend, WASM_FILES } = require('./wasm-backend.js');
 
 const pkgDir = path.join(__dirname, '..');
 const BACKENDS = ['auto', 'native', 'wasm'];
@@ -76,8 +77,8 @@ function tryNative() {
   }
 }
 
-function wasmBackend() {
-  const file = path.join(pkgDir, 'wasm', 'tokenwell_wasm_bg.wasm');
+function wasmBackend(signed) {
+  const file = path.join(pkgDir, 'wasm', signed ? WASM_FILES.signed : WASM_FILES.default);
   let bytes;
   try {
     bytes = fs.readFileSync(file);
@@ -87,15 +88,16 @@ function wasmBackend() {
         'In the repository, build it with `make -C bindings/node build`; an installed package ships it.',
     );
   }
-  return createWasmBackend(new WebAssembly.Module(bytes));
+  return createWasmBackend(new WebAssembly.Module(bytes), { signed });
 }
 
-function load() {
+/** The backend; `signed`: for `tokenwell/signed` (the wasm engine with RS/PS/ES signing). */
+function load({ signed = false } = {}) {
   const wanted = process.env.TOKENWELL_BACKEND || 'auto';
   if (!BACKENDS.includes(wanted)) {
     throw new Error(`tokenwell: TOKENWELL_BACKEND must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(wanted)})`);
   }
-  if (wanted === 'wasm') return wasmBackend();
+  if (wanted === 'wasm') return wasmBackend(signed);
   const native = tryNative();
   if (native.backend) return native.backend;
   if (wanted === 'native') {
@@ -106,7 +108,7 @@ function load() {
   if (native.loadFailed) {
     process.emitWarning(`tokenwell: using the wasm engine: ${native.failures.join('; ')}`);
   }
-  return wasmBackend();
+  return wasmBackend(signed);
 }
 
 module.exports = { load };

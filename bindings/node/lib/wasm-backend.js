@@ -7,16 +7,33 @@
 // Workers and Vercel Edge refuse to compile wasm from bytes at run time, so
 // their entry points import the .wasm file as a module; Node and Bun compile it
 // from the file's bytes (lib/backend-node.js).
+//
+// Two builds (scripts/build-wasm.sh): the default engine, without RS/PS/ES
+// signing (a private key is a configuration error naming `tokenwell/signed`),
+// and the signed one, which `tokenwell/signed` loads. Each has its own glue,
+// which holds its instance: one process may use both.
+
+/** The file names of each build, in wasm/. */
+const WASM_FILES = Object.freeze({
+  default: 'tokenwell_wasm_bg.wasm',
+  signed: 'tokenwell_wasm_signed_bg.wasm',
+});
 
 /**
  * @param {WebAssembly.Module} wasmModule the compiled wasm/tokenwell_wasm_bg.wasm
- * @returns the backend: `{ name: 'wasm', createTokenCache, ... }`
+ *   (or wasm/tokenwell_wasm_signed_bg.wasm, with `signed`)
+ * @param {{ signed?: boolean }} [options] which build `wasmModule` is
+ * @returns the backend: `{ name: 'wasm', signed, createTokenCache, ... }`
  */
-function createWasmBackend(wasmModule) {
-  const glue = require('../wasm/tokenwell_wasm.js');
+function createWasmBackend(wasmModule, options = {}) {
+  const signed = options.signed === true;
+  // Two literal requires, so that bundlers find both glue files.
+  const glue = signed ? require('../wasm/tokenwell_wasm_signed.js') : require('../wasm/tokenwell_wasm.js');
   glue.initSync({ module: wasmModule });
   return Object.freeze({
     name: 'wasm',
+    // Whether this engine signs with private keys (RS/PS/ES); the native module always does.
+    signed,
     createTokenCache: glue.createTokenCache,
     envPlan: glue.envPlan,
     createTokenCacheFromEnv: glue.createTokenCacheFromEnv,
@@ -31,4 +48,4 @@ function createWasmBackend(wasmModule) {
   });
 }
 
-module.exports = { createWasmBackend };
+module.exports = { createWasmBackend, WASM_FILES };

@@ -6,9 +6,19 @@
 const runtime = require('./runtime.js');
 const { createWasmBackend } = require('./wasm-backend.js');
 
-/** Configures the runtime with `wasmModule` (once) and returns the public API. */
-function start(wasmModule) {
-  runtime.configure({ host: require('./host-web.js'), backend: createWasmBackend(wasmModule) });
+/**
+ * Configures the runtime with `wasmModule` and returns the public API.
+ * `signed`: `wasmModule` is the signed build (the `tokenwell/signed` entries),
+ * which then serves the whole program (lib/runtime.js). The module is
+ * instantiated on first use.
+ */
+function start(wasmModule, options = {}) {
+  const signed = options.signed === true;
+  runtime.configure({
+    host: require('./host-web.js'),
+    loadBackend: () => createWasmBackend(wasmModule, { signed }),
+    signed,
+  });
   return require('./api.js');
 }
 

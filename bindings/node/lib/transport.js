@@ -142,6 +142,29 @@ function describe(error) {
 }
 
 /**
+ * `AbortSignal.any(signals)`, or the same built by hand where the runtime
+ * lacks it (Vercel's Edge Runtime: test/web/entries.test.mjs runs there).
+ */
+function anySignal(signals) {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any(signals);
+  const controller = new AbortController();
+  const aborted = signals.find((signal) => signal.aborted);
+  if (aborted) {
+    controller.abort(aborted.reason);
+    return controller.signal;
+  }
+  const onAbort = (event) => controller.abort(event.target.reason);
+  for (const signal of signals) signal.addEventListener('abort', onAbort, { once: true });
+  // The timeout fires in the end, so the long-lived close signal keeps no listener.
+  controller.signal.addEventListener(
+    'abort',
+    () => signals.forEach((signal) => signal.removeEventListener('abort', onAbort)),
+    { once: true },
+  );
+  return controller.signal;
+}
+
+/**
  * Sends `request` (from the engine) with `fetchImpl`: its method (`POST` for
  * a token request, `GET` without a body or `Content-Type` for the issuer's
  * metadata document), headers and body as given.
@@ -149,7 +172,7 @@ function describe(error) {
  */
 async function sendTokenRequest(fetchImpl, request, { maxResponseBytes, closeSignal }) {
   const timeout = AbortSignal.timeout(request.timeoutMs);
-  const signal = closeSignal ? AbortSignal.any([timeout, closeSignal]) : timeout;
+  const signal = closeSignal ? anySignal([timeout, closeSignal]) : timeout;
   let stage = 'connect';
   const bodiless = request.method === 'GET' || request.method === 'HEAD';
   try {

@@ -159,12 +159,18 @@ function wasmLoad(runs) {
 
 function artifactSizes() {
   const rows = [];
-  const wasm = path.join(pkgDir, 'wasm', 'tokenwell_wasm_bg.wasm');
   const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
-  if (fs.existsSync(wasm)) {
+  // The default engine (`tokenwell`, no RS/PS/ES signing) and the signed one (`tokenwell/signed`).
+  for (const [name, what] of [
+    ['tokenwell_wasm', 'wasm engine, default'],
+    ['tokenwell_wasm_signed', 'wasm engine, tokenwell/signed'],
+  ]) {
+    const wasm = path.join(pkgDir, 'wasm', `${name}_bg.wasm`);
+    if (!fs.existsSync(wasm)) continue;
     const bytes = fs.readFileSync(wasm);
-    rows.push([`wasm engine (wasm/tokenwell_wasm_bg.wasm)`, `${kib(bytes.length)}, ${kib(zlib.gzipSync(bytes, { level: 9 }).length)} gzipped by zlib -9 (budget 150 KiB)`]);
-    rows.push(['wasm glue (wasm/tokenwell_wasm.js)', kib(fs.statSync(path.join(pkgDir, 'wasm', 'tokenwell_wasm.js')).size)]);
+    const budget = name === 'tokenwell_wasm' ? ' (budget 150 KB)' : '';
+    rows.push([`${what} (wasm/${name}_bg.wasm)`, `${kib(bytes.length)}, ${kib(zlib.gzipSync(bytes, { level: 9 }).length)} gzipped by zlib -9${budget}`]);
+    rows.push([`its glue (wasm/${name}.js)`, kib(fs.statSync(path.join(pkgDir, 'wasm', `${name}.js`)).size)]);
   }
   for (const file of fs.readdirSync(pkgDir).filter((f) => f.endsWith('.node'))) {
     rows.push([`native module, repo build (${file})`, kib(fs.statSync(path.join(pkgDir, file)).size)]);

@@ -88,7 +88,8 @@ function wasmBackend(signed) {
         'In the repository, build it with `make -C bindings/node build`; an installed package ships it.',
     );
   }
-  return createWasmBackend(new WebAssembly.Module(bytes), { signed });
+  const options = signed ? { signedGlue: require('../wasm/tokenwell_wasm_signed.js') } : {};
+  return createWasmBackend(new WebAssembly.Module(bytes), options);
 }
 
 /** The backend; `signed`: for `tokenwell/signed` (the wasm engine with RS/PS/ES signing). */

@@ -21,14 +21,15 @@ const WASM_FILES = Object.freeze({
 
 /**
  * @param {WebAssembly.Module} wasmModule the compiled wasm/tokenwell_wasm_bg.wasm
- *   (or wasm/tokenwell_wasm_signed_bg.wasm, with `signed`)
- * @param {{ signed?: boolean }} [options] which build `wasmModule` is
+ *   (or wasm/tokenwell_wasm_signed_bg.wasm, with `signedGlue`)
+ * @param {{ signedGlue?: object }} [options] for the signed build, its glue
+ *   (wasm/tokenwell_wasm_signed.js), which the `tokenwell/signed` entries
+ *   import themselves: a bundle of plain `tokenwell` carries one glue only
  * @returns the backend: `{ name: 'wasm', signed, createTokenCache, ... }`
  */
 function createWasmBackend(wasmModule, options = {}) {
-  const signed = options.signed === true;
-  // Two literal requires, so that bundlers find both glue files.
-  const glue = signed ? require('../wasm/tokenwell_wasm_signed.js') : require('../wasm/tokenwell_wasm.js');
+  const signed = options.signedGlue !== undefined;
+  const glue = signed ? options.signedGlue : require('../wasm/tokenwell_wasm.js');
   glue.initSync({ module: wasmModule });
   return Object.freeze({
     name: 'wasm',

@@ -8,15 +8,15 @@ const { createWasmBackend } = require('./wasm-backend.js');
 
 /**
  * Configures the runtime with `wasmModule` and returns the public API.
- * `signed`: `wasmModule` is the signed build (the `tokenwell/signed` entries),
- * which then serves the whole program (lib/runtime.js). The module is
- * instantiated on first use.
+ * `signedGlue`: `wasmModule` is the signed build and this its glue (the
+ * `tokenwell/signed` entries), which then serves the whole program
+ * (lib/runtime.js). The module is instantiated on first use.
  */
 function start(wasmModule, options = {}) {
-  const signed = options.signed === true;
+  const signed = options.signedGlue !== undefined;
   runtime.configure({
     host: require('./host-web.js'),
-    loadBackend: () => createWasmBackend(wasmModule, { signed }),
+    loadBackend: () => createWasmBackend(wasmModule, signed ? { signedGlue: options.signedGlue } : {}),
     signed,
   });
   return require('./api.js');

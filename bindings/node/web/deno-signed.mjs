@@ -4,9 +4,10 @@
 // A source-phase import gives the compiled WebAssembly.Module, with no read
 // permission and no compile from bytes.
 import source wasmModule from '../wasm/tokenwell_wasm_signed_bg.wasm';
+import signedGlue from '../wasm/tokenwell_wasm_signed.js';
 import web from '../lib/web.js';
 
-const api = web.start(wasmModule, { signed: true });
+const api = web.start(wasmModule, { signedGlue });
 
 export const { ServiceAccount, TokenCache, TokenError, ERROR_KINDS, engineBackend } = api;
 export default api;

@@ -10,6 +10,9 @@
 //   browser     Deno, with the bundle's `new URL('../wasm/...', import.meta.url)`
 //               asset beside it, fetched and compiled as a browser does
 //
+// and `tokenwell/signed` unbundled in Deno (its `deno` condition; the plain
+// entry runs there in examples/node-worker).
+//
 // The tools come from test-tools/ (`make runtimes`); run by `make test-web`.
 
 import assert from 'node:assert/strict';
@@ -127,6 +130,25 @@ function checkRun(result, server, specifier) {
   }
 }
 
+test('deno: tokenwell/signed takes the deno condition (a source-phase import of the signed engine) and signs', async () => {
+  const server = await tokenServer();
+  const dir = appDir();
+  try {
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', dependencies: { tokenwell: '*' } }));
+    fs.writeFileSync(path.join(dir, 'app.mjs'), appSource('tokenwell/signed', server.url));
+    fs.writeFileSync(path.join(dir, 'main.mjs'), "import { main } from './app.mjs';\nconsole.log(JSON.stringify(await main()));\n");
+    const run = await promisify(execFile)(
+      deno,
+      ['run', '--quiet', `--allow-read=${dir},${pkg}`, '--allow-net=127.0.0.1', '--no-prompt', path.join(dir, 'main.mjs')],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', DENO_DIR: path.join(dir, '.deno') }, timeout: 60_000 },
+    );
+    checkRun(JSON.parse(run.stdout.trim().split('\n').pop()), server, 'tokenwell/signed');
+  } finally {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 for (const specifier of ['tokenwell', 'tokenwell/signed']) {
   const wasmFile = specifier === 'tokenwell' ? 'tokenwell_wasm_bg.wasm' : 'tokenwell_wasm_signed_bg.wasm';
 
@@ -139,6 +161,8 @@ for (const specifier of ['tokenwell', 'tokenwell/signed']) {
       const { code, wasmModules } = await bundle(dir, './entry.mjs', 'edge-light', 'iife');
       assert.deepEqual(wasmModules.map((f) => path.relative(pkg, f)), [path.join('wasm', wasmFile)]);
       assert.doesNotMatch(code, /require\(["']node:/, 'the edge-light bundle needs no Node module');
+      const glues = code.match(/function initSync\(/g)?.length;
+      assert.equal(glues, specifier === 'tokenwell' ? 1 : 2, 'the plain bundle carries one glue; the signed one both');
       const bytes = fs.readFileSync(path.join(pkg, 'wasm', wasmFile));
       const runtime = new EdgeRuntime();
       assert.equal(typeof runtime.context.EdgeRuntime, 'string', 'inside the Edge Runtime VM');

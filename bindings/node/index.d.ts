@@ -194,10 +194,22 @@ export interface ServiceAccountOptions extends EngineTuning {
    * For `private_key_jwt`: the private key (PKCS#8 / SEC1 / PKCS#1 PEM, or a
    * JWK / JWKS as JSON text), or `[current, previous]` during a rotation. The
    * engine signs a client assertion with it for every token request; it never
-   * shows in errors, events or `inspect`. With `fromEnv`,
-   * `CLIENT_PRIVATE_KEY_FILE` names a file of keys, re-read when it changes.
+   * shows in errors, events or `inspect`. Or use `privateKeyFile` (with
+   * `fromEnv`, `CLIENT_PRIVATE_KEY_FILE`).
    */
   privateKey?: string | string[];
+  /**
+   * For `private_key_jwt`, instead of `privateKey`: a file holding the
+   * private key(s) (PEM blocks, or a JWK / JWKS; several keys current first,
+   * `[new, old]` during a rotation), looked at and re-read by the secret
+   * file's rule. A file with no valid key is a `config` error at construction
+   * (`field` `privateKeyFile`; the file is never quoted) and, later, keeps
+   * the keys in use (the engine's `secret_file_rejected` event); a changed
+   * file with valid keys is a `keys_replaced` event. With `privateKey` too, a
+   * `config` error. With a secret too, the secret is used unless `authMethod`
+   * is `private_key_jwt`.
+   */
+  privateKeyFile?: string;
   /**
    * The algorithm for keys whose JWK names none (`RS256`, `PS256`, ...; EC
    * keys sign with their curve's), or `HS256` (default) / `HS384` / `HS512`
@@ -276,7 +288,8 @@ export interface ServiceAccountOptions extends EngineTuning {
 /**
  * `fromEnv`'s options: any constructor option, given explicitly, wins over the
  * environment field by field (`clientSecret` or `clientSecretFile` replaces
- * both `CLIENT_SECRET` and `CLIENT_SECRET_FILE`).
+ * both `CLIENT_SECRET` and `CLIENT_SECRET_FILE`; `privateKey` or
+ * `privateKeyFile` replaces `CLIENT_PRIVATE_KEY_FILE`, which is then not read).
  */
 export interface FromEnvOptions extends Partial<ServiceAccountOptions> {
   /** Variable prefix, e.g. `BILLING_` for `BILLING_CLIENT_ID`. */
@@ -319,7 +332,7 @@ export interface RedactedOptions {
   clientSecretFile?: string;
   /** Present when private keys are configured. */
   privateKey?: '[redacted]';
-  /** The key file (`CLIENT_PRIVATE_KEY_FILE`), when the keys come from one. */
+  /** The key file (`privateKeyFile` or `CLIENT_PRIVATE_KEY_FILE`), when the keys come from one. */
   privateKeyFile?: string;
   caFile?: string;
   cachePath?: string;

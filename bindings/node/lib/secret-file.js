@@ -8,8 +8,8 @@
 // `replaceSecretsFromFile` applies them, `reportSecretFileProblem` reports an
 // unreadable file; both keep the secrets in use and the engine emits
 // `secret_file_rejected`. The same rule and wording as Python's
-// `_secret_file.py`. A key file (`CLIENT_PRIVATE_KEY_FILE`) is watched by the
-// same rule and applied with `replaceKeysFromFile`.
+// `_secret_file.py`. A key file (`privateKeyFile` or `CLIENT_PRIVATE_KEY_FILE`)
+// is watched by the same rule and applied with `replaceKeysFromFile`.
 
 const { configError } = require('./errors.js');
 const { engine, host } = require('./runtime.js');

@@ -30,6 +30,7 @@ const HOST_OPTIONS = [
   'onEvent',
   'clock',
   'clientSecretFile',
+  'privateKeyFile',
   'backgroundRefresh',
   'entropy',
   'waitUntil',
@@ -102,6 +103,9 @@ function splitOptions(options) {
   if (host.clientSecretFile !== undefined && typeof host.clientSecretFile !== 'string') {
     throw new TypeError('clientSecretFile must be a path');
   }
+  if (host.privateKeyFile !== undefined && typeof host.privateKeyFile !== 'string') {
+    throw new TypeError('privateKeyFile must be a path');
+  }
   if (host.caFile !== undefined && typeof host.caFile !== 'string') throw new TypeError('caFile must be a path');
   if (host.cachePath !== undefined && typeof host.cachePath !== 'string') throw new TypeError('cachePath must be a path');
   if (host.logger !== undefined && typeof host.logger?.warn !== 'function') {
@@ -138,7 +142,13 @@ function stringsOf(env) {
   return out;
 }
 
-/** The constructor's configuration: its options alone. */
+/**
+ * The constructor's configuration: its options alone. The files it names
+ * (`clientSecretFile`, `privateKeyFile`) are read here and their text handed
+ * to the engine, which parses it: a file that holds no secret or no key, or
+ * `privateKey` beside `privateKeyFile`, is a `config` error naming the
+ * option, never quoting the file.
+ */
 function settingsFromOptions(options) {
   const parts = splitOptions(options);
   const { host } = parts;
@@ -149,16 +159,27 @@ function settingsFromOptions(options) {
     secretFile = new SecretFile(host.clientSecretFile, 'clientSecretFile');
     contents = secretFile.readAtStart(now);
   }
-  const cache = withCallerNames(() => TokenCache._create(JSON.stringify(parts.engine), host.entropy, contents), parts.renamed);
+  let keyFile = null;
+  let keyContents;
+  if (host.privateKeyFile !== undefined) {
+    // Re-read on change by the secret file's rule (lib/secret-file.js), applied with replaceKeysFromFile.
+    keyFile = new SecretFile(host.privateKeyFile, 'privateKeyFile', 'key');
+    keyContents = keyFile.readAtStart(now);
+  }
+  const cache = withCallerNames(
+    () => TokenCache._create(JSON.stringify(parts.engine), host.entropy, contents, keyContents),
+    parts.renamed,
+  );
   const ca = host.caFile === undefined ? null : { path: host.caFile, certificates: hostServices().readCaFile(host.caFile, 'caFile') };
-  return { parts, cache, secretFile, keyFile: null, ca, insecureHttpFrom: null };
+  return { parts, cache, secretFile, keyFile, ca, insecureHttpFrom: null };
 }
 
 /**
  * `fromEnv`'s configuration, through the engine's host contract: `envPlan`
  * (read_env, merge_env with the explicit options winning field by field, every
  * missing variable named at once), then the secret file and the key file
- * (`CLIENT_PRIVATE_KEY_FILE`) it names are read, then `createTokenCacheFromEnv`
+ * (`CLIENT_PRIVATE_KEY_FILE`, or the explicit `privateKeyFile`, which replaces
+ * it) it names are read, then `createTokenCacheFromEnv`
  * (into_config_with_keys: errors name the variable, `SCOPE[1]`, and never
  * quote a file).
  */
@@ -174,9 +195,17 @@ function settingsFromEnv(options) {
     explicitJson: JSON.stringify(parts.engine),
     secretFile: host.clientSecretFile,
     caFile: host.caFile,
+    keyFile: host.privateKeyFile,
   };
   const plan = JSON.parse(
-    engine().envPlan(request.prefix, request.envJson, request.explicitJson, request.secretFile, request.caFile),
+    engine().envPlan(
+      request.prefix,
+      request.envJson,
+      request.explicitJson,
+      request.secretFile,
+      request.caFile,
+      request.keyFile,
+    ),
   );
   if (plan.error) {
     withCallerNames(() => {
@@ -193,7 +222,7 @@ function settingsFromEnv(options) {
   let keyFile = null;
   let keyContents;
   if (plan.keyFile != null) {
-    // CLIENT_PRIVATE_KEY_FILE: read now, re-read on change by the same rule as the secret file.
+    // CLIENT_PRIVATE_KEY_FILE (or privateKeyFile): read now, re-read on change by the same rule as the secret file.
     keyFile = new SecretFile(plan.keyFile, plan.keyFileSource, 'key');
     keyContents = keyFile.readAtStart(now);
   }
@@ -262,7 +291,7 @@ class ServiceAccount {
   #closed = false;
   #closeController = new AbortController();
   #secretFile = null;
-  /** The key file (`CLIENT_PRIVATE_KEY_FILE`), watched like the secret file, or null. */
+  /** The key file (`privateKeyFile` or `CLIENT_PRIVATE_KEY_FILE`), watched like the secret file, or null. */
   #keyFile = null;
   #cacheFile = null;
   #description;
@@ -270,9 +299,10 @@ class ServiceAccount {
 
   /**
    * @param {object} options tokenUrl or issuer, clientId, clientSecret (string or [current, previous]),
-   *   privateKey (PEM or JWK / JWKS text, or [current, previous]), assertionSigningAlg,
-   *   assertionAudience, authMethod, scope, audience, refreshMarginSeconds, timeoutMs, fetch, onEvent, logger,
-   *   clientSecretFile, cachePath, caFile, clock, backgroundRefresh, and any engine option (camelCase).
+   *   privateKey (PEM or JWK / JWKS text, or [current, previous]), privateKeyFile (a file of such text,
+   *   re-read when it changes), assertionSigningAlg, assertionAudience, authMethod, scope, audience,
+   *   refreshMarginSeconds, timeoutMs, fetch, onEvent, logger, clientSecretFile, cachePath, caFile, clock,
+   *   backgroundRefresh, and any engine option (camelCase).
    */
   constructor(options) {
     const settings = ServiceAccount.#fromEnvSettings ?? settingsFromOptions(options);

@@ -163,17 +163,23 @@ class TokenCache {
     return new TokenCache(FROM_NATIVE, nativeCache);
   }
 
-  /** @internal Creates the native cache with secrets read from a file. */
-  static _create(optionsJson, entropy, secretFileContents) {
-    return TokenCache._wrap(unwrap(engine().createTokenCache(optionsJson, checkEntropy(entropy), secretFileContents)));
+  /** @internal Creates the native cache with secrets and keys read from files (`clientSecretFile`, `privateKeyFile`). */
+  static _create(optionsJson, entropy, secretFileContents, keyFileContents) {
+    const created = engine().createTokenCache(
+      optionsJson,
+      checkEntropy(entropy),
+      secretFileContents ?? undefined,
+      keyFileContents ?? undefined,
+    );
+    return TokenCache._wrap(unwrap(created));
   }
 
   /**
    * @internal The cache `fromEnv` builds: `request` is `{ prefix, envJson,
-   * explicitJson, secretFile, caFile }`, as given to the backend's `envPlan`.
+   * explicitJson, secretFile, caFile, keyFile }`, as given to the backend's `envPlan`.
    */
   static _createFromEnv(request, entropy, secretFileContents, keyFileContents) {
-    const { prefix, envJson, explicitJson, secretFile, caFile } = request;
+    const { prefix, envJson, explicitJson, secretFile, caFile, keyFile } = request;
     const created = engine().createTokenCacheFromEnv(
       prefix,
       envJson,
@@ -183,6 +189,7 @@ class TokenCache {
       checkEntropy(entropy),
       secretFileContents ?? undefined,
       keyFileContents ?? undefined,
+      keyFile ?? undefined,
     );
     return TokenCache._wrap(unwrap(created));
   }

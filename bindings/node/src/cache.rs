@@ -37,22 +37,29 @@ fn created(outcome: std::result::Result<JsonCache, String>) -> Either<NativeToke
     }
 }
 
-/// A cache from JS options (JSON text, camelCase keys) and, for
-/// `clientSecretFile`, the file's contents as read by the host. Returns the
-/// cache, or a `config` error as JSON naming the option.
+/// A cache from JS options (JSON text, camelCase keys) and the contents of
+/// the files the host read for them (`clientSecretFile`, `privateKeyFile`).
+/// Returns the cache, or a `config` error as JSON naming the option.
 #[napi(catch_unwind)]
 pub fn create_token_cache(
     options_json: String,
     entropy: Option<Either<f64, BigInt>>,
     secret_file_contents: Option<String>,
+    key_file_contents: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
-    Ok(created(tokenwell_js::create_token_cache(&options_json, entropy, secret_file_contents.as_deref())))
+    Ok(created(tokenwell_js::create_token_cache(
+        &options_json,
+        entropy,
+        secret_file_contents.as_deref(),
+        key_file_contents.as_deref(),
+    )))
 }
 
 /// Step one of `fromEnv` (the engine's `read_env` → `merge_env` → required
-/// check): JSON `{"secretFile", "secretFileSource", "caFile", "caFileSource",
-/// "sources"}` naming what the host reads next, or `{"error": E}`.
+/// check): JSON `{"secretFile", "secretFileSource", "keyFile", "keyFileSource",
+/// "caFile", "caFileSource", "sources"}` naming what the host reads next, or
+/// `{"error": E}`. `key_file` is the explicit `privateKeyFile`.
 #[napi(catch_unwind)]
 pub fn env_plan(
     prefix: String,
@@ -60,6 +67,7 @@ pub fn env_plan(
     explicit_json: String,
     secret_file: Option<String>,
     ca_file: Option<String>,
+    key_file: Option<String>,
 ) -> String {
     tokenwell_js::env_plan(&EnvRequest {
         prefix: &prefix,
@@ -67,12 +75,14 @@ pub fn env_plan(
         explicit_json: &explicit_json,
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
+        key_file: key_file.as_deref(),
     })
 }
 
 /// Step two of `fromEnv`: the cache, from the same arguments and the contents
-/// of the secret file and the key file step one named; or a `config` error as JSON naming the
-/// variable (`SCOPE[1]`) or the explicit option.
+/// of the secret file and the key file step one named (`key_file`, the
+/// explicit `privateKeyFile`, last: it came after the others); or a `config`
+/// error as JSON naming the variable (`SCOPE[1]`) or the explicit option.
 #[napi(catch_unwind)]
 #[allow(clippy::too_many_arguments)] // one per `fromEnv` input, as the JS layer passes them
 pub fn create_token_cache_from_env(
@@ -84,6 +94,7 @@ pub fn create_token_cache_from_env(
     entropy: Option<Either<f64, BigInt>>,
     secret_file_contents: Option<String>,
     key_file_contents: Option<String>,
+    key_file: Option<String>,
 ) -> Result<Either<NativeTokenCache, String>> {
     let entropy = entropy_bits(entropy)?;
     let request = EnvRequest {
@@ -92,6 +103,7 @@ pub fn create_token_cache_from_env(
         explicit_json: &explicit_json,
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
+        key_file: key_file.as_deref(),
     };
     Ok(created(tokenwell_js::create_token_cache_from_env(
         &request,

@@ -54,21 +54,28 @@ pub struct WasmTokenCache {
     inner: JsonCache,
 }
 
-/// A cache from JS options (JSON text, camelCase keys) and, for
-/// `clientSecretFile`, the file's contents as read by the host. Returns the
-/// cache, or a `config` error as JSON text naming the option.
+/// A cache from JS options (JSON text, camelCase keys) and the contents of
+/// the files the host read for them (`clientSecretFile`, `privateKeyFile`).
+/// Returns the cache, or a `config` error as JSON text naming the option.
 #[wasm_bindgen(js_name = createTokenCache)]
 pub fn create_token_cache(
     options_json: &str,
     entropy: JsValue,
     secret_file_contents: Option<String>,
+    key_file_contents: Option<String>,
 ) -> Result<JsValue, JsError> {
     let entropy = entropy_bits(&entropy)?;
-    Ok(created(tokenwell_js::create_token_cache(options_json, entropy, secret_file_contents.as_deref())))
+    Ok(created(tokenwell_js::create_token_cache(
+        options_json,
+        entropy,
+        secret_file_contents.as_deref(),
+        key_file_contents.as_deref(),
+    )))
 }
 
 /// Step one of `fromEnv` (the engine's `read_env` → `merge_env` → required
-/// check): JSON naming what the host reads next, or `{"error": E}`.
+/// check): JSON naming what the host reads next, or `{"error": E}`;
+/// `key_file` is the explicit `privateKeyFile`.
 #[wasm_bindgen(js_name = envPlan)]
 pub fn env_plan(
     prefix: &str,
@@ -76,6 +83,7 @@ pub fn env_plan(
     explicit_json: &str,
     secret_file: Option<String>,
     ca_file: Option<String>,
+    key_file: Option<String>,
 ) -> String {
     tokenwell_js::env_plan(&EnvRequest {
         prefix,
@@ -83,6 +91,7 @@ pub fn env_plan(
         explicit_json,
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
+        key_file: key_file.as_deref(),
     })
 }
 
@@ -99,6 +108,7 @@ pub fn create_token_cache_from_env(
     entropy: JsValue,
     secret_file_contents: Option<String>,
     key_file_contents: Option<String>,
+    key_file: Option<String>,
 ) -> Result<JsValue, JsError> {
     let entropy = entropy_bits(&entropy)?;
     let request = EnvRequest {
@@ -107,6 +117,7 @@ pub fn create_token_cache_from_env(
         explicit_json,
         secret_file: secret_file.as_deref(),
         ca_file: ca_file.as_deref(),
+        key_file: key_file.as_deref(),
     };
     Ok(created(tokenwell_js::create_token_cache_from_env(
         &request,

@@ -92,15 +92,19 @@ fn config_error_text(error: &tokenwell::ConfigError) -> String {
     config_error_json(error, &js_field(&error.field)).to_string()
 }
 
-/// A cache from JS options (JSON text, camelCase keys) and, for
-/// `clientSecretFile`, the file's contents as read by the host. `Err` is a
-/// `config` error as JSON text, naming the option.
+/// A cache from JS options (JSON text, camelCase keys) and the contents of
+/// the files the host read for them: `clientSecretFile` (secrets, one per
+/// line) and `privateKeyFile` (PEM blocks or a JWK / JWKS, current first).
+/// `Err` is a `config` error as JSON text, naming the option (a key file that
+/// holds no key is named `privateKeyFile`, never quoted; `privateKey` with
+/// `privateKeyFile` is refused).
 pub fn create_token_cache(
     options_json: &str,
     entropy: u64,
     secret_file_contents: Option<&str>,
+    key_file_contents: Option<&str>,
 ) -> Result<JsonCache, String> {
-    match config_from_options(options_json, secret_file_contents) {
+    match config_from_options(options_json, secret_file_contents, key_file_contents) {
         Ok(config) => Ok(JsonCache::new(config, entropy)),
         Err(error) => Err(config_error_text(&error)),
     }
@@ -430,7 +434,7 @@ mod tests {
     #[test]
     fn poll_is_camel_case() {
         let options = r#"{"tokenUrl":"https://a.example/t","clientId":"c","clientSecret":"s"}"#;
-        let mut cache = create_token_cache(options, 1, None).ok().unwrap();
+        let mut cache = create_token_cache(options, 1, None, None).ok().unwrap();
         let v: Value = serde_json::from_str(&cache.poll(1_700_000_000_000.0).unwrap()).unwrap();
         assert_eq!(v["result"], "send");
         assert_eq!(v["request"]["fetchId"], 1);
@@ -442,7 +446,7 @@ mod tests {
     #[test]
     fn bad_arguments_are_values_that_never_echo_the_input() {
         let options = r#"{"tokenUrl":"https://a.example/t","clientId":"c","clientSecret":"s"}"#;
-        let mut cache = create_token_cache(options, 1, None).ok().unwrap();
+        let mut cache = create_token_cache(options, 1, None, None).ok().unwrap();
         assert!(cache.poll(-1.0).is_err());
         let error = cache.handle_response(1.0, 200, "hunter2", b"", 0.0).unwrap_err();
         assert!(!error.message.contains("hunter2"), "{error}");
@@ -450,7 +454,7 @@ mod tests {
         let error = cache.handle_transport_error(1.0, "hunter2", "", 0.0).unwrap_err();
         assert!(!error.message.contains("hunter2"), "{error}");
         assert!(cache.replace_secrets("{", 0.0).is_err());
-        let refused = create_token_cache("{", 0, None).err().unwrap();
+        let refused = create_token_cache("{", 0, None, None).err().unwrap();
         assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["field"], "options");
     }
 
@@ -465,7 +469,14 @@ mod tests {
     #[test]
     fn env_plan_names_the_file_to_read_then_the_cache_takes_its_contents() {
         let env = r#"{"B_CLIENT_ID":"c","B_TOKEN_URL":"https://a/t","B_CLIENT_SECRET_FILE":"/run/s","TOKENWELL_CA_FILE":"/ca.pem"}"#;
-        let request = EnvRequest { prefix: "B_", env_json: env, explicit_json: "{}", secret_file: None, ca_file: None };
+        let request = EnvRequest {
+            prefix: "B_",
+            env_json: env,
+            explicit_json: "{}",
+            secret_file: None,
+            ca_file: None,
+            key_file: None,
+        };
         let plan: Value = serde_json::from_str(&env_plan(&request)).unwrap();
         assert_eq!(plan["secretFile"], "/run/s");
         assert_eq!(plan["secretFileSource"], "B_CLIENT_SECRET_FILE");
@@ -492,7 +503,14 @@ mod tests {
     fn the_key_file_goes_to_the_engine_and_entropy_moves_the_jti() {
         let jwk = r#"{"kty":"EC","kid":"k","alg":"ES256","crv":"P-256","x":"JBl3f8zV42oxeItWdNhm2w8w77DzobV_YB4ojuLq19s","y":"XeY68whjWFK_Y67vG3lenM-zoOiF2ycx4OEWRM2txKM","d":"hPRrz9rOMs19ufKslLQbpPn5xo6PUtRzkL0HCub8yO8"}"#;
         let env = r#"{"CLIENT_ID":"c","ISSUER_URL":"https://a.example","CLIENT_PRIVATE_KEY_FILE":"/k"}"#;
-        let request = EnvRequest { prefix: "", env_json: env, explicit_json: "{}", secret_file: None, ca_file: None };
+        let request = EnvRequest {
+            prefix: "",
+            env_json: env,
+            explicit_json: "{}",
+            secret_file: None,
+            ca_file: None,
+            key_file: None,
+        };
         let plan: Value = serde_json::from_str(&env_plan(&request)).unwrap();
         assert_eq!(plan["keyFile"], "/k");
         assert_eq!(plan["keyFileSource"], "CLIENT_PRIVATE_KEY_FILE");
@@ -513,7 +531,7 @@ mod tests {
         assert_eq!(replaced["error"]["field"], "CLIENT_PRIVATE_KEY_FILE");
         let jti = |entropy: Option<&[u8]>| {
             let options = format!(r#"{{"tokenUrl":"https://a.example/t","clientId":"c","privateKey":{}}}"#, json!(jwk));
-            let mut cache = create_token_cache(&options, 7, None).ok().unwrap();
+            let mut cache = create_token_cache(&options, 7, None, None).ok().unwrap();
             if let Some(bytes) = entropy {
                 cache.add_entropy(bytes);
             }

@@ -26,6 +26,16 @@ const fromEnv: ServiceAccount = ServiceAccount.fromEnv({
   cachePath: '/var/cache/billing-cron/token.json',
   logger: { warn: (message: string) => console.warn(message) },
 });
+// private_key_jwt with keys from a file, re-read when it changes.
+const signed = new ServiceAccount({
+  issuer: 'https://auth.example',
+  clientId: 'billing-worker',
+  privateKeyFile: '/run/secrets/billing/client-key.pem',
+  assertionSigningAlg: 'ES256',
+});
+const keyFile: string | undefined = signed.options.privateKeyFile;
+const keys: number = signed.keyCount;
+void [keyFile, keys];
 const secrets: number = fromEnv.secretCount;
 const cachedAt: string | undefined = fromEnv.options.cachePath;
 const closed: TokenErrorKind = 'closed';

@@ -7,6 +7,9 @@
 //!   JSON response → install) vs. parsing that JSON body alone with serde_json;
 //! - signing one client assertion per algorithm (`private_key_jwt`,
 //!   `client_secret_jwt`) vs. building a `client_secret_basic` request.
+//!
+//! The numbers are also written as JSON to `$TOKENWELL_BENCH_RESULTS/core.json`
+//! (default `bench-results/` at the repo root), which `make bench-charts` draws.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -81,7 +84,39 @@ fn main() {
         json_only,
         cycle / json_only
     );
-    assertion_table();
+    let signing = assertion_table();
+    write_results(serde_json::json!({
+        "cache_hit": [{"label": "poll()", "hit_ns": hit, "floor_ns": floor,
+                       "floor_label": "clone cached token after a clock compare"}],
+        "full_cycle": {"ns": cycle, "baseline_ns": json_only, "baseline_label": "JSON parse only"},
+        "signing": signing,
+    }));
+}
+
+/// Writes `results` (plus the versions and machine they were measured on) for
+/// the charts; the printed tables above stay the record for humans.
+fn write_results(mut results: serde_json::Value) {
+    let dir = std::env::var_os("TOKENWELL_BENCH_RESULTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-results"));
+    let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_default();
+    results["host"] = "core".into();
+    results["versions"] = serde_json::json!({"tokenwell": env!("CARGO_PKG_VERSION"), "runtime": rustc});
+    results["machine"] = serde_json::json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "os": std::env::consts::OS, "arch": std::env::consts::ARCH});
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("core.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
 }
 
 /// The key files the assertion rows sign with (test keys only).
@@ -98,8 +133,8 @@ fn key_config(key_file: &str, alg: Option<&str>) -> Config {
 
 /// Signing one client assertion per algorithm (the whole token request:
 /// claims, jti, signature, body), against building a `client_secret_basic`
-/// request measured in the same run.
-fn assertion_table() {
+/// request measured in the same run. Returns the rows.
+fn assertion_table() -> Vec<serde_json::Value> {
     let basic = config();
     let baseline = measure(200_000, 9, |_| {
         black_box(build_token_request(black_box(&basic), 0));
@@ -121,11 +156,14 @@ fn assertion_table() {
         "{:<48} {:>10} {:>12} {:>8}",
         "sign one client assertion (vs basic request)", "ns/op", "baseline", "ratio"
     );
+    let mut results = Vec::new();
     for (name, config, iters) in rows {
         let mut pool = EntropyPool::new(7);
         let ns = measure(iters, 5, |i| {
             black_box(build_signed_token_request(&config, 0, T0 + i, &mut pool).unwrap());
         });
         println!("{:<48} {:>10.0} {:>12.1} {:>8.0}", name, ns, baseline, ns / baseline);
+        results.push(serde_json::json!({"label": name, "ns": ns, "baseline_ns": baseline}));
     }
+    results
 }

@@ -4,11 +4,19 @@ call across the component boundary. ``poll`` on a cache hit converts a whole
 token record back to the host.
 
     make bench
+
+The numbers are also written as JSON to ``$TOKENWELL_BENCH_RESULTS/component.json``
+(default ``bench-results/`` at the repo root), which ``make bench-charts`` draws.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
+from importlib.metadata import version
+from pathlib import Path
 
 from wasm_host import EngineInstance, is_err
 
@@ -37,6 +45,27 @@ def main() -> None:
     print(f"engine component, wasmtime-py host, {N} calls each")
     print(f"  baseline next-wakeup : {baseline:10.0f} calls/s")
     print(f"  poll (cache hit)     : {hit:10.0f} calls/s  ({baseline / hit:.1f}x the baseline's cost)")
+    write_results(hit_ns=1e9 / hit, floor_ns=1e9 / baseline)
+
+
+def write_results(hit_ns: float, floor_ns: float) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    out = Path(os.environ.get("TOKENWELL_BENCH_RESULTS") or repo / "bench-results")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+    except OSError:
+        cpu = ""
+    tokenwell = next((l.split('"')[1] for l in open(repo / "Cargo.toml") if l.startswith("version =")), "")
+    results = {
+        "host": "component",
+        "versions": {"tokenwell": tokenwell,
+                     "runtime": f"wasmtime-py {version('wasmtime')}, Python {platform.python_version()}"},
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "os": platform.system().lower(), "arch": platform.machine()},
+        "cache_hit": [{"label": "poll() through the component", "hit_ns": hit_ns, "floor_ns": floor_ns,
+                       "floor_label": "next-wakeup, the cheapest call across the boundary"}],
+    }
+    (out / "component.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

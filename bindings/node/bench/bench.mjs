@@ -10,8 +10,12 @@
 // Each backend is measured in its own process (TOKENWELL_BACKEND=native / wasm;
 // the backend is chosen once per process), with its own floor measured in that
 // process. Timings alternate in rounds; the median round is reported.
+//
+// The numbers are also written as JSON to $TOKENWELL_BENCH_RESULTS/node.json
+// (default bench-results/ at the repo root), which `make bench-charts` draws.
 
 import http from 'node:http';
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -247,3 +251,27 @@ console.log(`  at expiry                                               ${String(
 console.log('');
 console.log('artifact sizes');
 for (const [name, size] of artifactSizes()) console.log(`  ${name.padEnd(86)} ${size}`);
+
+const resultsDir = process.env.TOKENWELL_BENCH_RESULTS || path.join(pkgDir, '..', '..', 'bench-results');
+fs.mkdirSync(resultsDir, { recursive: true });
+const version = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
+const results = {
+  host: 'node',
+  versions: { tokenwell: version, runtime: `node ${process.version}` },
+  machine: { cpu: os.cpus()[0]?.model ?? '', cores: os.cpus().length, os: process.platform, arch: process.arch },
+  cache_hit: ['native', 'wasm'].map((backend) => ({
+    label: `getToken(), ${backend} backend`,
+    hit_ns: hits[backend].hit,
+    floor_ns: hits[backend].floor,
+    floor_label: 'async fn, clock compare, cached string',
+    poll_ns: hits[backend].poll,
+  })),
+  stampede: [
+    { label: 'cold', callers: 1000, requests: counts.cold },
+    { label: 'at the refresh-ahead point', callers: 1000, requests: counts.ahead },
+    { label: 'at expiry', callers: 1000, requests: counts.expired },
+  ],
+  wasm_load_ms: load,
+  first_token_ms: first,
+};
+fs.writeFileSync(path.join(resultsDir, 'node.json'), `${JSON.stringify(results, null, 2)}\n`);

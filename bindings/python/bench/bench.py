@@ -15,7 +15,9 @@ against asyncio, from one run. Not part of the installed package.
   which pays the imports, and the median of the next ones).
 
 ``--strict`` exits non-zero if the ratio misses its target; any stampede count
-other than 1 always does.
+other than 1 always does. The numbers are also written as JSON to
+``$TOKENWELL_BENCH_RESULTS/python.json`` (default ``bench-results/`` at the
+repo root), which ``make bench-charts`` draws.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import threading
@@ -227,6 +230,35 @@ def cold_first_token(rounds: int, accounts: int) -> Dict[str, Dict[str, float]]:
     return {mode: {k: statistics.median(v) for k, v in parts.items()} for mode, parts in seen.items()}
 
 
+def _write_results(hit: Dict[str, float], threads: Dict[str, int], tasks: Dict[str, int], cold: Any) -> None:
+    default = Path(__file__).resolve().parents[3] / "bench-results"
+    out = Path(os.environ.get("TOKENWELL_BENCH_RESULTS") or default)
+    out.mkdir(parents=True, exist_ok=True)
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "")
+    results = {
+        "host": "python",
+        "versions": {"tokenwell": ENGINE_VERSION, "runtime": f"Python {platform.python_version()}"},
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "os": sys.platform, "arch": platform.machine()},
+        "cache_hit": [{"label": "get_token()", "hit_ns": hit["hit_ns"], "floor_ns": hit["floor_ns"],
+                       "floor_label": "cached str after time() check", "poll_ns": hit["native_poll_ns"]}],
+        "stampede": [
+            {"label": f"{THREADS} threads, cold", "callers": THREADS, "requests": threads["cold"]},
+            {"label": f"{THREADS} threads, at the refresh point", "callers": THREADS, "requests": threads["refresh_point"]},
+            {"label": f"{TASKS} asyncio tasks, cold", "callers": TASKS, "requests": tasks["cold"]},
+            {"label": f"{TASKS} asyncio tasks, at the refresh point", "callers": TASKS, "requests": tasks["refresh_point"]},
+        ],
+        "cold_token_ms": cold,
+    }
+    (out / "python.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _cpuinfo() -> List[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--number", type=int, default=1_000_000, help="calls per timing (default 1000000)")
@@ -263,6 +295,7 @@ def main(argv: Any = None) -> int:
             f"cold token {label:<24} first of the process {cold[mode]['first']:6.1f} ms, "
             f"a new account after that {cold[mode]['later']:5.1f} ms (medians of {args.cold_rounds} processes)"
         )
+    _write_results(hit, threads, tasks, cold)
     failed = any(count != 1 for _, count in rows) or (args.strict and hit["ratio"] > TARGET)
     return 1 if failed else 0
 

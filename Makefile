@@ -2,7 +2,8 @@
 #
 #   make demo    build what is needed, start a real authorization server, run the examples
 #   make test    everything CI runs (.ci/run runs exactly this)
-#   make bench   every benchmark, each against a baseline measured in the same run
+#   make bench   every benchmark, each against a baseline measured in the same run,
+#                then its charts (docs/charts/*.svg, shown in the README)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,7 +14,7 @@ BINDINGS := $(wildcard bindings/node/Makefile bindings/python/Makefile bindings/
 
 .PHONY: test test-core test-fuzz test-bindings test-node test-python test-component test-e2e demo bench bench-core setup lint doc
 
-test: test-core test-fuzz test-mutants test-bindings test-e2e
+test: test-core test-fuzz test-mutants test-bindings test-e2e test-charts
 
 # A short run of every fuzz target (nightly + cargo-fuzz, installed by
 # scripts/setup-fuzz.sh) that also replays every reproducer in core/fuzz/regressions/.
@@ -36,7 +37,17 @@ test-core: setup
 	RUSTDOCFLAGS="-D warnings" cargo doc -p tokenwell --all-features --no-deps
 	cargo run -q -p tokenwell-example-rust-service
 
-test-bindings: $(patsubst bindings/%/Makefile,test-%,$(BINDINGS))
+test-bindings: $(patsubst bindings/%/Makefile,test-%,$(BINDINGS)) test-cli
+
+# The tokenwell CLI (bindings/cli): its unit tests, then tests/cli/test_cli.py against
+# the Rust binary and python -m tokenwell (and npx tokenwell once built), with scripted
+# token servers on 127.0.0.1; its Hydra cases run in test-e2e (tests/integration/run.sh cli).
+.PHONY: test-cli
+test-cli: setup
+	cargo test -q -p tokenwell-cli
+	cargo build -q -p tokenwell-cli
+	$(MAKE) -C bindings/python build
+	bindings/python/.venv/bin/python -m pytest -q tests/cli
 
 test-node: setup
 	$(MAKE) -C bindings/node test
@@ -54,12 +65,33 @@ demo: setup
 	@if [ -x scripts/demo.sh ]; then bash scripts/demo.sh; else cargo run -q -p tokenwell-example-rust-service; fi
 
 bench: bench-core $(patsubst bindings/%/Makefile,bench-%,$(BINDINGS))
+	@$(MAKE) --no-print-directory bench-charts
 
 bench-core: setup
 	cargo bench -q -p tokenwell --bench engine
 
 bench-node bench-python bench-component: bench-%:
 	$(MAKE) -C bindings/$* bench
+
+# Pictures of the last bench run (scripts/charts/charts.py, standard library only):
+# each bench also writes its numbers as JSON into TOKENWELL_BENCH_RESULTS; the
+# engine's example records one run with an outage on a virtual clock; both are
+# drawn as SVG into docs/charts/, which the README shows. bench-charts runs after
+# every bench (a recipe line of bench, not a prerequisite, so -j cannot draw
+# before the numbers exist); alone, it redraws the last numbers. BENCH_NOTE adds
+# a sentence to the captions, for example "2 shared cores: compare the ratios".
+# test-charts draws fixed fixtures and checks the SVGs (part of make test).
+export TOKENWELL_BENCH_RESULTS ?= $(CURDIR)/bench-results
+BENCH_NOTE ?=
+.PHONY: bench-charts test-charts
+
+bench-charts: setup
+	mkdir -p "$(TOKENWELL_BENCH_RESULTS)"
+	cargo run -q -p tokenwell --example timeline > "$(TOKENWELL_BENCH_RESULTS)/timeline.json"
+	python3 scripts/charts/charts.py --results "$(TOKENWELL_BENCH_RESULTS)" --out docs/charts --note "$(BENCH_NOTE)"
+
+test-charts: setup
+	python3 scripts/charts/test_charts.py
 
 # Fuzzing on nightly Rust with cargo-fuzz (scripts/setup-fuzz.sh installs both,
 # cargo-fuzz into .cache/): every target in core/fuzz/ for FUZZ_SECONDS each, one

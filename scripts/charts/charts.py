@@ -437,7 +437,7 @@ def timeline_chart(run: Dict[str, Any]) -> str:
         f"from {scenario['outage_ms'][0] / 1000:g} s to {scenario['outage_ms'][1] / 1000:g} s; a caller asks every "
         f"{scenario['caller_every_ms'] / 1000:g} s; refresh margin {scenario['refresh_margin_ms'] / 1000:g} s, backoff "
         f"{scenario['backoff_initial_ms'] / 1000:g}–{scenario['backoff_max_ms'] / 1000:g} s with full jitter, outage "
-        f"grace ends {scenario['outage_grace_safety_ms'] / 1000:g} s before expiry. Hover a mark for its time.",
+        f"grace ends {scenario['outage_grace_safety_ms'] / 1000:g} s before expiry. Open the SVG on its own and hover a mark for its exact time.",
         width - 32, 11,
     )
     height = 70 + 2 * panel_h + 10 + 16 + 2 * 18 + 16 + 15 * len(notes)

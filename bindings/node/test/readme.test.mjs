@@ -44,6 +44,8 @@ before(async () => {
   fs.mkdirSync(path.join(work, 'node_modules'));
   fs.symlinkSync(pkgDir, path.join(work, 'node_modules', 'tokenwell'));
   fs.symlinkSync(path.join(pkgDir, 'node_modules', 'undici'), path.join(work, 'node_modules', 'undici'));
+  // The optional peer dependency of `tokenwell/otel`, as a project that uses it installs it (make otel-tools).
+  fs.symlinkSync(path.join(pkgDir, 'test-tools', 'otel', 'node_modules', '@opentelemetry'), path.join(work, 'node_modules', '@opentelemetry'));
   fs.writeFileSync(path.join(work, 'ca.pem'), tls.rootCertificates.slice(0, 2).join('\n'));
   fs.writeFileSync(path.join(work, 'client-secret'), 'readme-secret\n');
   tokenServer = await startScriptedTokenServer();

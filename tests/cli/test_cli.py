@@ -513,3 +513,61 @@ def test_hydra_python_cron_and_cli_share_one_file(env: Env, hydra_proxy: Recordi
     finally:
         cron.close()
     assert len(hydra_proxy.requests) == 2, "the cron made a request although the CLI had cached a token"
+
+
+# ---- across processes and over a token's life (scripted server) ---------------------------------------------
+
+
+def test_concurrent_invocations_make_one_request(env: Env, server: ScriptedTokenServer) -> None:
+    """Processes started together, of every entry point: the lock on
+    <path>.lock makes one of them fetch; the others wait and read the file."""
+    env.configure(server.token_url, SCOPE="billing:read")
+    commands = [[*ENTRY_POINTS[entry], "token"] for entry in NAMES for _ in range(4)]
+    procs = [subprocess.Popen(c, env=env.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), [err[-500:] for _, err in outs]
+    assert len({out for out, _ in outs}) == 1, outs
+    assert server.count == 1, f"{server.count} token requests for {len(procs)} concurrent invocations"
+
+
+@pytest.mark.parametrize("entry", NAMES)
+def test_refresh_ahead_serves_the_cached_token_then_refreshes_the_file(env: Env, server: ScriptedTokenServer, entry: str) -> None:
+    """A cached token past its refresh-ahead point (the snapshot rewritten as
+    issued 3000 s ago, expiring in 600 s): printed at once, and the refresh is
+    sent before the process exits, so the file holds the new token."""
+    import time
+
+    env.configure(server.token_url)
+    first = env.run(entry, "token").out.strip()
+    (path,) = env.cache_files()
+    snapshot = json.loads(path.read_text())
+    now_ms = int(time.time() * 1000)
+    snapshot.update(received_at=now_ms - 3_000_000, expires_at=now_ms + 600_000)
+    path.write_text(json.dumps(snapshot))
+    path.chmod(0o600)
+    run = env.run(entry, "token")
+    assert (run.code, run.out.strip(), run.err) == (0, first, ""), run
+    assert server.count == 2, "the refresh ahead was not sent"
+    refreshed = json.loads(path.read_text())
+    assert refreshed["access_token"] not in (first, "") and refreshed["received_at"] >= now_ms, refreshed
+    assert env.run(entry, "token").out.strip() == refreshed["access_token"]
+    assert server.count == 2
+
+
+@pytest.mark.e2e
+@SKIP_WITHOUT_SERVERS
+@pytest.mark.parametrize("entry", NAMES)
+def test_hydra_check_with_discovery(env: Env, entry: str) -> None:
+    client = hydra_client()
+    env.vars.update({"CLIENT_ID": client["client_id"], "CLIENT_SECRET": client["client_secret"],
+                     "ISSUER_URL": SERVERS["hydra"]["issuer"], "SCOPE": "billing:read"})
+    run = env.run(entry, "check")
+    assert run.code == 0, run
+    lines = check_lines(run)
+    assert lines["issuer"] == SERVERS["hydra"]["issuer"] + " (from ISSUER_URL)", lines
+    assert lines["token endpoint"] == SERVERS["hydra"]["token_url"] + " (discovered from the issuer's metadata)", lines
+    assert re.search(r"^  request: +GET \S+/\.well-known/\S+: HTTP 200 in \d+ ms$", run.out, re.M), run
+    assert re.search(rf"^  request: +POST {re.escape(SERVERS['hydra']['token_url'])}: HTTP 200 in \d+ ms$", run.out, re.M), run
+    assert lines["granted scopes"] == "billing:read"
+    token = env.run(entry, "token")
+    assert token.code == 0 and introspect(token.out.strip())["active"] is True, token

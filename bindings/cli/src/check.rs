@@ -195,12 +195,12 @@ pub fn run(args: &Args) -> u8 {
     let outcome = host.obtain();
     // What the engine resolved: with discovery, the endpoint and method come from the metadata.
     let endpoint = host.cache.token_endpoint().map(str::to_owned);
-    let endpoint_source = if config.issuer().is_some() && source_of(&resolved, "token_url").is_none() {
-        Some("discovered from the issuer's metadata")
+    let endpoint = endpoint.unwrap_or_else(|| "(not known)".to_owned());
+    if config.issuer().is_some() && source_of(&resolved, "token_url").is_none() {
+        line("token endpoint", format!("{endpoint} (discovered from the issuer's metadata)"));
     } else {
-        source_of(&resolved, "token_url")
-    };
-    line("token endpoint", with_source(endpoint.unwrap_or_else(|| "(not known)".to_owned()), endpoint_source));
+        line("token endpoint", with_source(endpoint, source_of(&resolved, "token_url")));
+    }
     line("auth method", host.cache.auth_method().as_str());
     println!("requests");
     for exchange in &host.exchanges {

@@ -525,6 +525,30 @@ mod tests {
     }
 
     #[test]
+    fn renders_every_format() {
+        let token = Token {
+            access_token: tokenwell::AccessToken::new("t0k'en".to_owned()),
+            token_type: "Bearer".to_owned(),
+            scope: vec!["a".to_owned(), "b".to_owned()],
+            received_at: 1_000_000,
+            expires_at: 1_700_000_000_999,
+            usable_until: 1_699_999_970_999,
+            refresh_at: 1_699_999_000_000,
+            lifetime_source: tokenwell::LifetimeSource::ExpiresIn,
+        };
+        assert_eq!(render(&token, Format::Token, "X"), "t0k'en\n");
+        assert_eq!(render(&token, Format::Header, "X"), "Authorization: Bearer t0k'en\n");
+        assert_eq!(
+            render(&token, Format::Json, "X"),
+            "{\"access_token\":\"t0k'en\",\"token_type\":\"Bearer\",\"expires_at\":1700000000,\"scope\":\"a b\"}\n"
+        );
+        assert_eq!(
+            render(&token, Format::Env, "API"),
+            "export API='t0k'\\''en'\nexport API_EXPIRES_AT=1700000000\nexport API_SCOPE='a b'\n"
+        );
+    }
+
+    #[test]
     fn shell_quoting_survives_a_quote() {
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");
         assert_eq!(shell_quote("abc"), "'abc'");

@@ -561,10 +561,9 @@ def _run_check(args: _Args) -> int:
         failure = error
     endpoint = engine.token_endpoint
     if engine.issuer is not None and "token_url" not in sources:
-        endpoint_source: Optional[str] = "discovered from the issuer's metadata"
+        _line("token endpoint", f"{endpoint or '(not known)'} (discovered from the issuer's metadata)")
     else:
-        endpoint_source = sources.get("token_url")
-    _line("token endpoint", _with_source(endpoint or "(not known)", endpoint_source))
+        _line("token endpoint", _with_source(endpoint or "(not known)", sources.get("token_url")))
     _line("auth method", engine.auth_method)
     sys.stdout.write("requests\n")
     for method, url, outcome, _at in recorder.exchanges:

@@ -577,3 +577,21 @@ def test_hydra_check_with_discovery(env: Env, entry: str) -> None:
     assert lines["granted scopes"] == "billing:read"
     token = env.run(entry, "token")
     assert token.code == 0 and introspect(token.out.strip())["active"] is True, token
+
+
+@pytest.mark.parametrize("entry", NAMES)
+def test_secret_file_flag(env: Env, server: ScriptedTokenServer, entry: str, tmp_path: Path) -> None:
+    import base64
+    import urllib.parse
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    env.vars.update({"TOKEN_URL": server.token_url, "CLIENT_ID": "cli-test"})
+    run = env.run(entry, "token", "--no-cache", "--client-secret-file", str(secret_file))
+    assert run.code == 0, run
+    authorization = next(v for k, v in server.requests[-1][2].items() if k.lower() == "authorization")
+    sent = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+    assert sent == "cli-test:" + urllib.parse.quote_plus(SECRET), "the secret file's secret was not sent, form-encoded"
+    missing = env.run(entry, "token", "--client-secret-file", str(tmp_path / "absent"))
+    assert missing.code == EXIT["configuration"], missing
+    assert stderr_lines(missing)[0].startswith("tokenwell: error: invalid configuration: --client-secret-file: "), missing

@@ -18,17 +18,21 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pytest
 
 __all__ = [
+    "KeycloakClientKeys",
     "NOT_ALLOWED_AUDIENCE",
     "SERVER_NAMES",
     "SERVERS",
     "SKIP_WITHOUT_SERVERS",
     "SOAK_SECONDS",
+    "admin_request",
     "audience_options",
     "bulk_clients",
     "check_all_accepted",
@@ -38,6 +42,7 @@ __all__ = [
     "hydra_admin_url",
     "hydra_bin",
     "hydra_cli",
+    "hydra_set_jwks",
     "jwt_claims",
     "open_fetches",
     "poll_until",
@@ -171,3 +176,61 @@ def check_all_accepted(server: str, failures: Sequence[Optional[str]], total: in
     """Every bulk client got a token (``failures`` holds one line per refusal, or None)."""
     refused = [f for f in failures if f is not None]
     assert not refused, f"{server}: {len(refused)} of {total} refused:\n" + "\n".join(refused)
+
+
+# The servers' admin APIs (issue 12's key rotations): Hydra's client JWKS and
+# Keycloak's `jwks.string`. No proxy, whatever the environment says.
+_ADMIN_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def admin_request(method: str, url: str, body: Any = None, token: Optional[str] = None,
+                  content_type: str = "application/json") -> Any:
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": content_type} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with _ADMIN_OPENER.open(request, timeout=30) as response:
+        assert 200 <= response.status < 300, f"{method} {url}: {response.status}"
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def hydra_set_jwks(client_id: str, keys: List[Dict[str, Any]]) -> None:
+    patch = [{"op": "replace", "path": "/jwks", "value": {"keys": keys}}]
+    admin_request("PATCH", f"{SERVERS['hydra']['admin_url']}/admin/clients/{client_id}", patch)
+
+
+class KeycloakClientKeys:
+    """The public keys Keycloak holds for a client (attribute ``jwks.string``),
+    changed through the admin REST API."""
+
+    def __init__(self, client_id: str) -> None:
+        self.keycloak = SERVERS["keycloak"]
+        realm = self.keycloak["realm"]
+        self.clients_url = f"{self.keycloak['base_url']}/admin/realms/{realm}/clients"
+        (found,) = admin_request("GET", f"{self.clients_url}?clientId={urllib.parse.quote(client_id)}",
+                                 token=self.admin_token())
+        self.url = f"{self.clients_url}/{found['id']}"
+
+    def admin_token(self) -> str:
+        admin = self.keycloak["admin"]
+        form = urllib.parse.urlencode({"grant_type": "password", "client_id": "admin-cli",
+                                       "username": admin["username"], "password": admin["password"]}).encode()
+        url = f"{self.keycloak['base_url']}/realms/{admin['realm']}/protocol/openid-connect/token"
+        return str(admin_request("POST", url, form, content_type="application/x-www-form-urlencoded")["access_token"])
+
+    def get(self) -> Optional[str]:
+        representation = admin_request("GET", self.url, token=self.admin_token())
+        return representation.get("attributes", {}).get("jwks.string")  # type: ignore[no-any-return]
+
+    def put(self, jwks_string: str) -> None:
+        token = self.admin_token()
+        representation = admin_request("GET", self.url, token=token)
+        representation.setdefault("attributes", {})["jwks.string"] = jwks_string
+        admin_request("PUT", self.url, representation, token=token)
+
+    def set(self, keys: List[Dict[str, Any]]) -> None:
+        self.put(json.dumps({"keys": keys}))

@@ -42,6 +42,7 @@ import pytest
 
 from conftest import NOTES
 from e2e_host import SERVERS, SKIP_WITHOUT_SERVERS, Provider, TokenFailure, poll_until
+from e2e_support import KeycloakClientKeys, hydra_set_jwks
 from wasm_host import EngineInstance, canonical_config_error, canonical_error, canonical_poll, config, is_err
 
 pytestmark = SKIP_WITHOUT_SERVERS
@@ -283,59 +284,6 @@ def test_keycloak_client_secret_jwt_by_issuer() -> None:
 
 
 # ---- 3. key rotation under load ------------------------------------------------------
-
-
-def admin_request(method: str, url: str, body: Any = None, token: Optional[str] = None,
-                  content_type: str = "application/json") -> Any:
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": content_type} if data is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    with _OPENER.open(request, timeout=30) as response:
-        assert 200 <= response.status < 300, f"{method} {url}: {response.status}"
-        raw = response.read()
-    return json.loads(raw) if raw else None
-
-
-def hydra_set_jwks(client_id: str, keys: List[Dict[str, Any]]) -> None:
-    patch = [{"op": "replace", "path": "/jwks", "value": {"keys": keys}}]
-    admin_request("PATCH", f"{SERVERS['hydra']['admin_url']}/admin/clients/{client_id}", patch)
-
-
-class KeycloakClientKeys:
-    """The public keys Keycloak holds for a client (attribute ``jwks.string``),
-    changed through the admin REST API."""
-
-    def __init__(self, client_id: str) -> None:
-        self.keycloak = SERVERS["keycloak"]
-        realm = self.keycloak["realm"]
-        self.clients_url = f"{self.keycloak['base_url']}/admin/realms/{realm}/clients"
-        (found,) = admin_request("GET", f"{self.clients_url}?clientId={urllib.parse.quote(client_id)}",
-                                 token=self.admin_token())
-        self.url = f"{self.clients_url}/{found['id']}"
-
-    def admin_token(self) -> str:
-        admin = self.keycloak["admin"]
-        form = urllib.parse.urlencode({"grant_type": "password", "client_id": "admin-cli",
-                                       "username": admin["username"], "password": admin["password"]}).encode()
-        url = f"{self.keycloak['base_url']}/realms/{admin['realm']}/protocol/openid-connect/token"
-        return str(admin_request("POST", url, form, content_type="application/x-www-form-urlencoded")["access_token"])
-
-    def get(self) -> Optional[str]:
-        representation = admin_request("GET", self.url, token=self.admin_token())
-        return representation.get("attributes", {}).get("jwks.string")  # type: ignore[no-any-return]
-
-    def put(self, jwks_string: str) -> None:
-        token = self.admin_token()
-        representation = admin_request("GET", self.url, token=token)
-        representation.setdefault("attributes", {})["jwks.string"] = jwks_string
-        admin_request("PUT", self.url, representation, token=token)
-
-    def set(self, keys: List[Dict[str, Any]]) -> None:
-        self.put(json.dumps({"keys": keys}))
 
 
 class RotationWorker:

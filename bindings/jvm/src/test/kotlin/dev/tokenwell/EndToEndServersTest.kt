@@ -103,4 +103,106 @@ class EndToEndServersTest {
             }
         }
     }
+
+    /** Events as they arrive, and a wait for a condition on them (no sleeping). */
+    private class EventLog {
+        val events = ArrayList<TokenEvent>()
+        private val lock = Object()
+        fun add(event: TokenEvent) = synchronized(lock) { events.add(event); lock.notifyAll() }
+        fun countSince(mark: Int, type: String): Int = synchronized(lock) { events.drop(mark).count { it.type == type } }
+        fun size(): Int = synchronized(lock) { events.size }
+        fun waitUntil(what: String, condition: () -> Boolean) {
+            val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60)
+            synchronized(lock) {
+                while (!condition()) {
+                    val left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())
+                    if (left <= 0) throw AssertionError("timed out waiting for $what; events: ${events.map { it.type }}")
+                    lock.wait(left)
+                }
+            }
+        }
+    }
+
+    @Test
+    fun `secret rotation in Hydra through a secret file has zero failed calls (e2e)`() {
+        val hydra = requireServers()["hydra"] as? Map<*, *> ?: return
+        val dir = Files.createTempDirectory("tokenwell-rotation")
+        val pid = ProcessHandle.current().pid()
+        val old = "old:+% $pid"
+        val new = "new&= \u00e9$pid"
+        val doc = dir.resolve("client.json")
+        val mapper = ObjectMapper()
+        fun writeClient(secret: String) = Files.writeString(doc, mapper.writeValueAsString(mapOf(
+            "client_name" to "Rotating Worker (JVM)",
+            "client_secret" to secret,
+            "grant_types" to listOf("client_credentials"),
+            "token_endpoint_auth_method" to "client_secret_basic",
+            "scope" to "billing:read",
+            "client_credentials_grant_access_token_lifespan" to "4s",
+        )))
+        fun hydraCli(vararg args: String): String {
+            val process = ProcessBuilder(listOf(hydra["bin"] as String) + args).redirectErrorStream(true).start()
+            val out = process.inputStream.readAllBytes().toString(Charsets.UTF_8)
+            assertEquals(0, process.waitFor(), out)
+            return out
+        }
+        val secretFile = dir.resolve("client-secret")
+        fun mount(vararg secrets: String) { // an atomic swap, as the kubelet does
+            val staged = dir.resolve(".client-secret.new")
+            Files.writeString(staged, secrets.joinToString("") { "$it\n" })
+            Files.move(staged, secretFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING)
+        }
+        val admin = hydra["admin_url"] as String
+        writeClient(old)
+        val created = mapper.readValue(
+            hydraCli("create", "client", "--endpoint", admin, "--format", "json", "--file", doc.toString()), Map::class.java,
+        )
+        val clientId = created["client_id"] as String
+        mount(old)
+        val log = EventLog()
+        val account = ServiceAccount.fromEnv(
+            "",
+            mapOf("CLIENT_ID" to clientId, "CLIENT_SECRET_FILE" to secretFile.toString(), "TOKEN_URL" to hydra["token_url"] as String, "SCOPE" to "billing:read"),
+            onEvent = log::add,
+        )
+        account.use {
+            account.getToken()
+            val failures = java.util.concurrent.atomic.AtomicInteger()
+            val calls = java.util.concurrent.atomic.AtomicInteger()
+            val stop = java.util.concurrent.atomic.AtomicBoolean(false)
+            val worker = kotlin.concurrent.thread(name = "rotation-worker") {
+                while (!stop.get()) {
+                    try {
+                        account.getToken()
+                    } catch (_: TokenException) {
+                        failures.incrementAndGet()
+                    }
+                    calls.incrementAndGet()
+                    java.util.concurrent.locks.LockSupport.parkNanos(1_000_000) // the pacing of a busy worker, not synchronization
+                }
+            }
+            try {
+                var mark = log.size()
+                mount(new, old)
+                log.waitUntil("the new secret file to be read") { log.countSince(mark, "secrets_replaced") >= 1 }
+                mark = log.size()
+                log.waitUntil("a refresh with [new, old]") { log.countSince(mark, "token_acquired") >= 1 }
+                writeClient(new)
+                hydraCli("update", "client", clientId, "--endpoint", admin, "--format", "json", "--file", doc.toString())
+                mark = log.size()
+                log.waitUntil("two refreshes after the rotation") { log.countSince(mark, "token_acquired") >= 2 }
+                mark = log.size()
+                mount(new)
+                log.waitUntil("two refreshes with only the new secret") { log.countSince(mark, "token_acquired") >= 2 }
+            } finally {
+                stop.set(true)
+                worker.join()
+            }
+            val fallbacks = log.countSince(0, "secret_fallback")
+            println("e2e hydra rotation: ${calls.get()} calls, ${failures.get()} failures, $fallbacks secret fallbacks")
+            assertEquals(0, failures.get())
+            assertTrue(fallbacks >= 2, "expected fallbacks to the old secret, then to the new one")
+            assertTrue(log.events.none { it.json.contains(old) || it.json.contains(new) }, "a secret is in an event")
+        }
+    }
 }

@@ -616,6 +616,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "asymmetric")] // an EC key: refused without the feature
     fn the_key_file_is_read_by_the_host_and_explicit_keys_replace_it() {
         let e = env(&[("CLIENT_ID", "c"), ("ISSUER_URL", "https://a.example"), ("CLIENT_PRIVATE_KEY_FILE", "/k")]);
         let merged = merge_env(ExplicitOptions::default(), read_env("", &e).unwrap());

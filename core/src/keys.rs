@@ -216,6 +216,7 @@ impl Clone for PrivateKey {
 }
 
 #[cfg(not(feature = "asymmetric"))]
+#[cfg_attr(mutants, mutants::skip)] // built only without `asymmetric`, which cargo mutants does not build; tests/without_asymmetric.rs covers it
 impl Clone for PrivateKey {
     fn clone(&self) -> Self {
         match self.material {}
@@ -261,6 +262,7 @@ impl PrivateKey {
     /// The public half as a JWK (`kty`, `kid`, `alg`, `use: "sig"` and the
     /// public parameters), for registering the client with the server.
     #[cfg(not(feature = "asymmetric"))]
+    #[cfg_attr(mutants, mutants::skip)] // built only without `asymmetric`, which cargo mutants does not build; tests/without_asymmetric.rs covers it
     pub fn public_jwk(&self) -> Value {
         match self.material {}
     }
@@ -336,6 +338,7 @@ fn parse_key_text(trimmed: &str, default_alg: Option<SigningAlg>) -> Result<Vec<
 
 /// Without the `asymmetric` feature every key text is refused, unread.
 #[cfg(not(feature = "asymmetric"))]
+#[cfg_attr(mutants, mutants::skip)] // built only without `asymmetric`, which cargo mutants does not build; tests/without_asymmetric.rs covers it
 fn parse_key_text(_: &str, _: Option<SigningAlg>) -> Result<Vec<PrivateKey>, String> {
     Err(NO_ASYMMETRIC_SIGNING.to_owned())
 }

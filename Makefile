@@ -10,9 +10,9 @@ SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-BINDINGS := $(wildcard bindings/node/Makefile bindings/python/Makefile bindings/component/Makefile)
+BINDINGS := $(wildcard bindings/node/Makefile bindings/python/Makefile bindings/component/Makefile bindings/jvm/Makefile)
 
-.PHONY: test test-core test-fuzz test-bindings test-node test-python test-component test-e2e demo bench bench-core setup lint doc
+.PHONY: test test-core test-fuzz test-bindings test-node test-python test-component test-jvm test-e2e demo bench bench-core setup lint doc
 
 test: test-core test-fuzz test-mutants test-bindings test-e2e test-charts
 
@@ -58,6 +58,9 @@ test-python: setup
 test-component: setup
 	$(MAKE) -C bindings/component test
 
+test-jvm: setup
+	$(MAKE) -C bindings/jvm test
+
 test-e2e: setup
 	@if [ -x tests/integration/run.sh ]; then bash tests/integration/run.sh; else echo "end-to-end suite: not present yet"; fi
 
@@ -70,7 +73,7 @@ bench: bench-core $(patsubst bindings/%/Makefile,bench-%,$(BINDINGS))
 bench-core: setup
 	cargo bench -q -p tokenwell --bench engine
 
-bench-node bench-python bench-component: bench-%:
+bench-node bench-python bench-component bench-jvm: bench-%:
 	$(MAKE) -C bindings/$* bench
 
 # Pictures of the last bench run (scripts/charts/charts.py, standard library only):

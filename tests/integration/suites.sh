@@ -7,13 +7,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [[ -n ${TOKENWELL_SERVERS:-} ]] || { echo "TOKENWELL_SERVERS is not set: use tests/integration/run.sh" >&2; exit 2; }
 
 hosts=("$@")
-((${#hosts[@]})) || hosts=(servers rust node python component cli install)
+((${#hosts[@]})) || hosts=(servers rust node python component jvm cli install)
 
 run_host() {
   case $1 in
     servers) bash tests/integration/servers/smoke.sh ;;
     rust) cargo test -q -p tokenwell-integration -- --test-threads=4 --nocapture ;;
-    node | python | component) make --no-print-directory -C "bindings/$1" e2e ;;
+    node | python | component | jvm) make --no-print-directory -C "bindings/$1" e2e ;;
     cli) cargo build -q -p tokenwell-cli && make --no-print-directory -C bindings/python build &&
       bindings/python/.venv/bin/python -m pytest -q -s -m e2e tests/cli/test_cli.py ;;
     install) bash scripts/test-install.sh ;;

@@ -142,7 +142,7 @@ dist-check:
 # them under the same gate. `make mutants` runs every slice at once.
 MUTANTS_SHARDS ?= 2
 MUTANTS_MIN_SCORE ?= 95
-MUTANTS_SLICES ?= 6
+MUTANTS_SLICES ?= 8
 .PHONY: mutants test-mutants
 
 mutants: setup

@@ -249,6 +249,11 @@ class ServiceAccount internal constructor(
                 if (closed) return@withLock Step.Fail(TokenException.of(closedError()))
                 val now = clock.millis()
                 secretFile?.check(cache, now, forced = false)
+                if (signsAssertions()) {
+                    // Fresh OS randomness before a poll that may send (core's EntropyPool rule):
+                    // every client assertion's jti is drawn from the pool.
+                    cache.addEntropy(ByteArray(32).also(RANDOM::nextBytes))
+                }
                 when (val poll = ffi { cache.poll(now) }) {
                     is PollOutcome.Ready -> Step.Ready(publishLocked(poll.token))
                     is PollOutcome.ReadyAndSend -> {
@@ -276,6 +281,10 @@ class ServiceAccount internal constructor(
         }
     }
 
+    /** Whether a token request may carry a client assertion (with discovery, once the document was read). */
+    private fun signsAssertions(): Boolean =
+        cache.keyCount() > 0u || cache.authMethod().let { it == "private_key_jwt" || it == "client_secret_jwt" }
+
     /** How long a waiter waits before asking the engine again: until its next deadline, at most a minute. */
     private fun waitTimeoutLocked(now: Long): Long {
         val wake = cache.nextWakeup() ?: return 1000
@@ -284,8 +293,7 @@ class ServiceAccount internal constructor(
 
     private fun publishLocked(token: EngineToken): String {
         val value = token.accessToken()
-        val current = hot
-        hot = Hot(if (current != null && current.token == value) current.token else value, deadlineLocked())
+        hot = Hot(value, deadlineLocked())
         return value
     }
 
@@ -393,6 +401,7 @@ class ServiceAccount internal constructor(
 
     companion object {
         private val LOG: System.Logger = System.getLogger("tokenwell")
+        private val RANDOM = SecureRandom()
         private val WARN = setOf(
             "refresh_failed", "secret_file_rejected", "outage_grace_served", "fetch_abandoned", "discovery_kept_cached",
         )

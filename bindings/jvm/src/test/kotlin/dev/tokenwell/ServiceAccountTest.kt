@@ -290,6 +290,19 @@ class ServiceAccountTest {
     }
 
     @Test
+    fun `a client_secret_jwt account signs an assertion (entropy added before the poll)`() {
+        TokenServer().use { server ->
+            ServiceAccount(
+                tokenUrl = server.tokenUrl, clientId = "c", clientSecret = listOf("a-long-enough-hmac-secret-0123456789"),
+                authMethod = "client_secret_jwt", refreshWhenIdle = false,
+            ).use { account ->
+                assertEquals("token-1", account.getToken())
+                assertEquals(null, server.lastAuthorization.get(), "an assertion, not Basic auth")
+            }
+        }
+    }
+
+    @Test
     fun `closed accounts refuse with the engine's closed error`() {
         TokenServer().use { server ->
             val account = account(server)

@@ -160,7 +160,9 @@ impl Builder {
 
 /// The agent every token request goes through: no redirects, no proxy of its
 /// own (chosen per request), the given CAs or the platform's trust store.
-fn build_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, ConfigError> {
+/// Public, with [`exchange`], for hosts on `ureq` that drive a [`TokenCache`]
+/// themselves (the `tokenwell` CLI), so they make the same exchange.
+pub fn build_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, ConfigError> {
     let roots = match ca_file {
         Some(path) => RootCerts::Specific(Arc::new(read_ca_file(path)?)),
         None => RootCerts::PlatformVerifier,
@@ -336,43 +338,57 @@ impl Shared {
     /// One HTTP exchange, bounded as a whole by the request's timeout.
     fn exchange(&self, request: &TokenRequest, limit: u64) -> Result<Response, (TransportErrorKind, String)> {
         let agent = self.agent.as_ref().map_err(|e| (TransportErrorKind::Other, e.to_string()))?;
-        let proxy = proxy_for(&request.http.url, &|name| std::env::var(name).ok())
-            .map_err(|message| (TransportErrorKind::Other, message))?;
-        let timeout = Some(Duration::from_millis(request.timeout_ms));
-        // The engine says which method: POST for a token, GET (no body) for issuer discovery.
-        let sent = if request.http.method == "GET" {
-            let mut builder = agent.get(&request.http.url);
-            for (name, value) in &request.http.headers {
-                builder = builder.header(name.as_str(), value.as_str());
-            }
-            builder.config().timeout_global(timeout).proxy(proxy).build().call()
-        } else {
-            let mut builder = agent.post(&request.http.url);
-            for (name, value) in &request.http.headers {
-                builder = builder.header(name.as_str(), value.as_str());
-            }
-            builder.config().timeout_global(timeout).proxy(proxy).build().send(request.http.body.as_bytes())
-        };
-        sent.and_then(|mut response| {
-            let status = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
-                .collect();
-            // Read one byte past the limit so the engine sees the body is too large.
-            let body = response.body_mut().with_config().limit(limit + 1).read_to_vec();
-            match body {
-                Ok(body) => Ok((status, headers, body)),
-                Err(ureq::Error::BodyExceedsLimit(_)) => Ok((status, headers, vec![b' '; limit as usize + 1])),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|error| (transport_error_kind(&error), error.to_string()))
+        exchange(agent, request, limit)
     }
 }
 
-type Response = (u16, Vec<(String, String)>, Vec<u8>);
+/// One HTTP exchange for `request` through `agent` (see [`build_agent`]): the
+/// engine's method, headers and body; `HTTPS_PROXY` / `NO_PROXY` for https
+/// only; the request's timeout bounding the whole exchange; the body read to
+/// `limit` bytes (one byte more says it is too large). The answer whatever its
+/// status, or the transport failure as the engine classifies it.
+pub fn exchange(
+    agent: &ureq::Agent,
+    request: &TokenRequest,
+    limit: u64,
+) -> Result<Response, (TransportErrorKind, String)> {
+    let proxy = proxy_for(&request.http.url, &|name| std::env::var(name).ok())
+        .map_err(|message| (TransportErrorKind::Other, message))?;
+    let timeout = Some(Duration::from_millis(request.timeout_ms));
+    // The engine says which method: POST for a token, GET (no body) for issuer discovery.
+    let sent = if request.http.method == "GET" {
+        let mut builder = agent.get(&request.http.url);
+        for (name, value) in &request.http.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.config().timeout_global(timeout).proxy(proxy).build().call()
+    } else {
+        let mut builder = agent.post(&request.http.url);
+        for (name, value) in &request.http.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.config().timeout_global(timeout).proxy(proxy).build().send(request.http.body.as_bytes())
+    };
+    sent.and_then(|mut response| {
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+            .collect();
+        // Read one byte past the limit so the engine sees the body is too large.
+        let body = response.body_mut().with_config().limit(limit + 1).read_to_vec();
+        match body {
+            Ok(body) => Ok((status, headers, body)),
+            Err(ureq::Error::BodyExceedsLimit(_)) => Ok((status, headers, vec![b' '; limit as usize + 1])),
+            Err(e) => Err(e),
+        }
+    })
+    .map_err(|error| (transport_error_kind(&error), error.to_string()))
+}
+
+/// An answer as [`exchange`] returns it: status, headers, body.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// How a `ureq` failure is reported to the engine.
 fn transport_error_kind(error: &ureq::Error) -> TransportErrorKind {
@@ -570,5 +586,21 @@ impl ServiceAccount {
     /// the metadata document).
     pub fn auth_method(&self) -> AuthMethod {
         self.shared.lock().auth_method()
+    }
+}
+
+#[cfg(test)]
+mod no_proxy_tests {
+    use super::no_proxy_matches;
+
+    #[test]
+    fn no_proxy_rules() {
+        assert!(no_proxy_matches("*", "a.example", 443));
+        assert!(no_proxy_matches(".example", "a.example", 443));
+        assert!(no_proxy_matches("*.example", "a.example", 443));
+        assert!(no_proxy_matches("a.example:443", "a.example", 443));
+        assert!(!no_proxy_matches("a.example:8443", "a.example", 443));
+        assert!(!no_proxy_matches("other.example", "a.example", 443));
+        assert!(!no_proxy_matches("xa.example", "a.example", 443));
     }
 }

@@ -163,6 +163,12 @@ class ServiceAccount internal constructor(
     fun getTokenAsync(): CompletableFuture<String> = scope.future { token() }
 
     /**
+     * Sends [request] with `Authorization: Bearer <token>` and reads the body as
+     * a string; see the overload with a body handler.
+     */
+    fun send(request: HttpRequest): HttpResponse<String> = send(request, HttpResponse.BodyHandlers.ofString())
+
+    /**
      * Sends [request] with `Authorization: Bearer <token>`. On a 401 the token is
      * invalidated and, when the engine's 401 rule allows, the request is sent
      * once more with the next token; that retry is never retried.

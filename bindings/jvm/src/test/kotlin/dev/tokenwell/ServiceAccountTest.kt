@@ -282,6 +282,10 @@ class ServiceAccountTest {
                     val response = account.send(request, java.net.http.HttpResponse.BodyHandlers.discarding())
                     assertEquals(200, response.statusCode())
                     assertEquals(listOf("Bearer token-1", "Bearer token-2"), seen.toList())
+                    // the one-argument form: the body as a string
+                    val again: java.net.http.HttpResponse<String> = account.send(request)
+                    assertEquals(200, again.statusCode())
+                    assertEquals("Bearer token-2", seen.last())
                 }
             } finally {
                 api.stop(0)

@@ -380,8 +380,9 @@ impl SnapshotError {
     }
 }
 
-/// Formats ms since the Unix epoch as an RFC 3339 UTC timestamp, with no clock read.
-pub(crate) fn format_epoch_ms(ms: u64) -> String {
+/// Formats ms since the Unix epoch as an RFC 3339 UTC timestamp with
+/// milliseconds (`2023-11-14T22:13:20.123Z`), with no clock read.
+pub fn format_epoch_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let millis = ms % 1000;
     let days = (secs / 86_400) as i64;

@@ -74,7 +74,7 @@ pub use env::{
     merge_env, options_from_env, parse_secret_file, read_env, EnvConfig, EnvMerged, EnvReading, ExplicitOptions,
     FileStamp, SecretFileWatch, ALLOW_INSECURE_HTTP_VAR, CA_FILE_VAR,
 };
-pub use error::{ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
+pub use error::{format_epoch_ms, ConfigError, ErrorKind, Fault, SnapshotError, TokenError};
 pub use event::{CacheFileProblem, DiscoveryCause, Event, EventKind, RefreshReason};
 pub use keys::{parse_key_file, parse_private_keys, PrivateKey, SigningAlg};
 pub use request::{

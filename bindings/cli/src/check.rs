@@ -13,19 +13,10 @@ use crate::{default_cache_path, exit_code, now_ms, report_error, resolve, what_t
 
 /// `ms` since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    // The engine's formatter (the same civil-date arithmetic), to whole seconds.
+    let text = tokenwell::format_epoch_ms(ms);
+    let seconds = text.strip_suffix('Z').and_then(|t| t.rsplit_once('.')).map_or(text.as_str(), |(s, _)| s);
+    format!("{seconds}Z")
 }
 
 fn line(label: &str, value: impl std::fmt::Display) {
